@@ -1,0 +1,172 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Envelope is how every event is stored in the log. The payload is the event's
+// JSON at schema version Version; Decode upcasts it to the current version.
+type Envelope struct {
+	// ID is unique in the log and deterministic (aggregate id + "/" + type): an
+	// aggregate has at most one event of each type, and consumers deduplicate
+	// redeliveries by it.
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	Version     int             `json:"version"`
+	OccurredAt  time.Time       `json:"occurred_at"`
+	AggregateID string          `json:"aggregate_id"`
+	Payload     json.RawMessage `json:"payload"`
+}
+
+// Upcaster rewrites one event payload from schema version N to N+1. Upcasters
+// are pure: the log is kept forever and every old event is decoded through them.
+type Upcaster func(payload json.RawMessage) (json.RawMessage, error)
+
+// schema is what the codec knows of one event type: its current version, the
+// upcasters from each older version, and how to make an empty value.
+type schema struct {
+	current   int
+	upcasters map[int]Upcaster // from version N to N+1
+	empty     func() Event
+}
+
+var schemas = map[string]schema{
+	TypeSaleCreated:   {current: 1, empty: func() Event { return &SaleCreated{} }},
+	TypeStockReserved: {current: 1, empty: func() Event { return &StockReserved{} }},
+	TypeOrderPlaced:   {current: 1, empty: func() Event { return &OrderPlaced{} }},
+	TypeOrderPaid:     {current: 1, empty: func() Event { return &OrderPaid{} }},
+	TypeOrderExpired:  {current: 1, empty: func() Event { return &OrderExpired{} }},
+	TypeStockReleased: {current: 1, empty: func() Event { return &StockReleased{} }},
+	TypeSaleEnded:     {current: 1, empty: func() Event { return &SaleEnded{} }},
+}
+
+// EventTypes lists every event type the codec knows, for filters and docs.
+func EventTypes() []string {
+	return []string{TypeSaleCreated, TypeStockReserved, TypeOrderPlaced, TypeOrderPaid,
+		TypeOrderExpired, TypeStockReleased, TypeSaleEnded}
+}
+
+// CurrentVersion is the schema version new events of type t are written with.
+func CurrentVersion(t string) (int, bool) {
+	s, ok := schemas[t]
+	return s.current, ok
+}
+
+// EventID is the deterministic id of the event of type t on aggregate agg.
+func EventID(agg, t string) string { return agg + "/" + t }
+
+// NewEnvelope wraps e at the current schema version of its type.
+func NewEnvelope(e Event, at time.Time) (Envelope, error) {
+	t := e.EventType()
+	v, ok := CurrentVersion(t)
+	if !ok {
+		return Envelope{}, fmt.Errorf("event type %q has no schema", t)
+	}
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("encode %s payload: %w", t, err)
+	}
+	return Envelope{
+		ID:          EventID(e.AggregateID(), t),
+		Type:        t,
+		Version:     v,
+		OccurredAt:  at.UTC(),
+		AggregateID: e.AggregateID(),
+		Payload:     payload,
+	}, nil
+}
+
+// Encode returns the JSON of e's envelope at time at: the bytes of one log record.
+func Encode(e Event, at time.Time) ([]byte, error) {
+	env, err := NewEnvelope(e, at)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(env)
+}
+
+// DecodeEnvelope parses a log record without looking at its payload.
+func DecodeEnvelope(data []byte) (Envelope, error) {
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
+	}
+	switch {
+	case env.ID == "":
+		return Envelope{}, fmt.Errorf("decode envelope: missing id")
+	case env.Type == "":
+		return Envelope{}, fmt.Errorf("decode envelope %s: missing type", env.ID)
+	case env.Version < 1:
+		return Envelope{}, fmt.Errorf("decode envelope %s: bad version %d", env.ID, env.Version)
+	case len(env.Payload) == 0:
+		return Envelope{}, fmt.Errorf("decode envelope %s: missing payload", env.ID)
+	}
+	return env, nil
+}
+
+// Decode parses a log record, upcasts its payload to the current version and
+// returns the envelope (with Version and Payload now current) and the event.
+func Decode(data []byte) (Envelope, Event, error) {
+	env, err := DecodeEnvelope(data)
+	if err != nil {
+		return Envelope{}, nil, err
+	}
+	ev, err := DecodePayload(&env)
+	return env, ev, err
+}
+
+// DecodePayload upcasts env's payload in place and decodes it strictly: a field
+// the current schema does not know is an error, so a broken producer is caught
+// instead of silently dropping data.
+func DecodePayload(env *Envelope) (Event, error) {
+	s, ok := schemas[env.Type]
+	if !ok {
+		return nil, fmt.Errorf("event %s: unknown type %q", env.ID, env.Type)
+	}
+	if env.Version > s.current {
+		return nil, fmt.Errorf("event %s: %s version %d is newer than this build knows (%d)", env.ID, env.Type, env.Version, s.current)
+	}
+	for env.Version < s.current {
+		up, ok := s.upcasters[env.Version]
+		if !ok {
+			return nil, fmt.Errorf("event %s: no upcaster for %s v%d", env.ID, env.Type, env.Version)
+		}
+		p, err := up(env.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: upcast %s v%d: %w", env.ID, env.Type, env.Version, err)
+		}
+		env.Payload, env.Version = p, env.Version+1
+	}
+	ev := s.empty()
+	dec := json.NewDecoder(bytes.NewReader(env.Payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(ev); err != nil {
+		return nil, fmt.Errorf("event %s: decode %s payload: %w", env.ID, env.Type, err)
+	}
+	return deref(ev), nil
+}
+
+// deref turns the pointer the decoder filled back into the value type, so
+// callers switch on plain event types.
+func deref(e Event) Event {
+	switch v := e.(type) {
+	case *SaleCreated:
+		return *v
+	case *StockReserved:
+		return *v
+	case *OrderPlaced:
+		return *v
+	case *OrderPaid:
+		return *v
+	case *OrderExpired:
+		return *v
+	case *StockReleased:
+		return *v
+	case *SaleEnded:
+		return *v
+	}
+	return e
+}
