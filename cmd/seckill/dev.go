@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/seckill/seckill/eventstore"
+	shttp "github.com/seckill/seckill/http"
+	"github.com/seckill/seckill/internal/localsvc"
+)
+
+func runDev(ctx context.Context, c cli, args []string) error {
+	fs := newFlags(c, "dev", "dev [--addr 127.0.0.1:8080] [--data .seckill]")
+	var ep endpoints
+	ep.bind(c, fs)
+	var sys systemFlags
+	sys.bind(c, fs, "127.0.0.1:8080")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	data, err := filepath.Abs(ep.Data)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
+	if st, err := readDevState(data); err == nil && st.PID != os.Getpid() && alive(st.PID) {
+		return fmt.Errorf("seckill dev is already running on %s (pid %d, %s)", data, st.PID, st.HTTPAddr)
+	}
+	log := newLogger(c, false)
+	fmt.Fprintf(c.stdout, "starting Redis, Postgres and the Kafka-protocol broker under %s ...\n", data)
+
+	// The gate persists with AOF so a restart of `seckill dev` keeps the sale
+	// where it was, as the log (kept in DATA/kafka) does.
+	rds, err := localsvc.StartRedis(ctx, localsvc.RedisConfig{Dir: filepath.Join(data, "redis"), AppendOnly: true})
+	if err != nil {
+		return err
+	}
+	defer rds.Stop()
+	pg, err := localsvc.StartPostgres(ctx, localsvc.PostgresConfig{Dir: filepath.Join(data, "postgres")})
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	if err := pg.CreateDatabase(ctx, "seckill"); err != nil && !strings.Contains(err.Error(), "already exists") {
+		return err
+	}
+	broker, err := eventstore.StartBroker(ctx, eventstore.BrokerConfig{
+		Addr: "127.0.0.1:0", DataDir: filepath.Join(data, "kafka"), Topic: ep.Topic, Partitions: sys.partitions, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+
+	secret := ep.JWTSecret
+	if secret == "" {
+		if secret, err = devSecret(data); err != nil {
+			return fmt.Errorf("jwt secret: %w", err)
+		}
+	}
+	ep.RedisURL, ep.DatabaseURL, ep.Brokers, ep.JWTSecret = rds.URL(), pg.DSN("seckill"), strings.Join(broker.Addrs(), ","), secret
+	st := devState{RedisURL: ep.RedisURL, DatabaseURL: ep.DatabaseURL, Brokers: ep.Brokers, Topic: ep.Topic, HTTPAddr: sys.addr, PID: os.Getpid()}
+	if err := writeDevState(data, st); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(data, "dev.json"))
+
+	admin, err := shttp.NewToken([]byte(secret), "admin", true, 30*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	sys.dev = true
+	sys.onListen = func(addr string) {
+		fmt.Fprintf(c.stdout, "\nseckill is running.\n  API:          http://%s\n  Redis:        %s\n  Postgres:     %s\n  Kafka:        %s (topic %s)\n  admin token:  %s\n\nOther commands find these through --data %s. Ctrl-C stops everything.\n",
+			addr, ep.RedisURL, ep.DatabaseURL, ep.Brokers, ep.Topic, admin, ep.Data)
+	}
+	return runSystem(ctx, ep, sys, log)
+}
+
+// alive reports whether a process with pid exists.
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == nil
+}

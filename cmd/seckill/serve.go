@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seckill/seckill/commands"
+	"github.com/seckill/seckill/eventstore"
+	shttp "github.com/seckill/seckill/http"
+	"github.com/seckill/seckill/migrations"
+	"github.com/seckill/seckill/projections"
+)
+
+// Roles a process can take; "all" is every one of them.
+var roles = []string{"api", "relay", "projector", "sweeper"}
+
+// systemFlags configure the running system (serve and dev).
+type systemFlags struct {
+	addr       string
+	role       string
+	partitions int
+	sweepEvery time.Duration
+	shutdown   time.Duration
+	dev        bool
+	onListen   func(addr string) // called once the API listens
+}
+
+func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
+	fs.StringVar(&s.addr, "addr", envOr(c, "SECKILL_ADDR", defAddr), "HTTP listen address (env SECKILL_ADDR)")
+	fs.StringVar(&s.role, "role", envOr(c, "SECKILL_ROLE", "all"), "comma-separated roles: api, relay, projector, sweeper, or all (env SECKILL_ROLE)")
+	fs.IntVar(&s.partitions, "partitions", 16, "partitions of the event topic when it is created")
+	fs.DurationVar(&s.sweepEvery, "sweep-interval", time.Second, "how often the sweeper looks for expired reservations and closed sales")
+	fs.DurationVar(&s.shutdown, "shutdown-timeout", 15*time.Second, "how long a SIGTERM may take: in-flight requests finish, the relay and projections flush")
+}
+
+func (s *systemFlags) has(role string) bool {
+	for _, r := range strings.Split(s.role, ",") {
+		if r = strings.TrimSpace(r); r == "all" || r == role {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *systemFlags) validate() error {
+	for _, r := range strings.Split(s.role, ",") {
+		if r = strings.TrimSpace(r); r != "all" && !slices.Contains(roles, r) {
+			return usageError{fmt.Sprintf("unknown role %q (want %s or all)", r, strings.Join(roles, ", "))}
+		}
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, c cli, args []string) error {
+	fs := newFlags(c, "serve", "serve [--role all|api|relay|projector|sweeper] [--addr :8080]")
+	var ep endpoints
+	ep.bind(c, fs)
+	var sys systemFlags
+	sys.bind(c, fs, ":8080")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := ep.need(true, true, true, sys.has("api")); err != nil {
+		return err
+	}
+	return runSystem(ctx, ep, sys, newLogger(c, true))
+}
+
+func newLogger(c cli, json bool) *slog.Logger {
+	if json {
+		return slog.New(slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func openRedis(url string) (redis.UniversalClient, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("bad Redis URL: %v", err)}
+	}
+	// Every request of the hot path is one EVALSHA; a pool the size of the
+	// expected concurrency keeps requests from queueing for a connection.
+	if opt.PoolSize == 0 {
+		opt.PoolSize = 128
+	}
+	opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second
+	return redis.NewClient(opt), nil
+}
+
+// runSystem runs the roles of sys until ctx is done, then shuts down in order:
+// stop accepting requests and finish those in flight, then let the relay and
+// the projections finish their batch.
+func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Logger) error {
+	if err := sys.validate(); err != nil {
+		return err
+	}
+	rdb, err := openRedis(ep.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis %s: %w", ep.RedisURL, err)
+	}
+	if err := migrations.Up(ctx, ep.DatabaseURL); err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, ep.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	brokers := ep.brokerList()
+	if err := eventstore.EnsureTopic(ctx, brokers, ep.Topic, sys.partitions); err != nil {
+		return err
+	}
+	gate, err := commands.NewGate(commands.GateConfig{}, rdb)
+	if err != nil {
+		return err
+	}
+	if err := gate.Load(ctx); err != nil {
+		return err
+	}
+
+	// Background work stops when bg is cancelled, after the HTTP server has
+	// drained, so in-flight purchases still get their events forwarded.
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var bg errgroup.Group
+	if sys.has("relay") {
+		pub, err := eventstore.NewPublisher(brokers, log)
+		if err != nil {
+			return err
+		}
+		defer pub.Close()
+		relay, err := eventstore.NewRelay(eventstore.RelayConfig{OutboxesKey: gate.OutboxesKey(), Topic: ep.Topic, Logger: log}, rdb, pub)
+		if err != nil {
+			return err
+		}
+		bg.Go(func() error { return relay.Run(bgCtx) })
+	}
+	if sys.has("sweeper") {
+		bg.Go(func() error { return gate.RunSweeper(bgCtx, commands.SweeperConfig{Interval: sys.sweepEvery, Logger: log}) })
+	}
+	orders, err := projections.NewOrders(projections.OrdersConfig{}, pool)
+	if err != nil {
+		return err
+	}
+	if sys.has("projector") {
+		subscribe := func(group string) (message.Subscriber, error) {
+			return eventstore.NewSubscriber(brokers, group, log)
+		}
+		runner, err := projections.NewRunner(projections.RunnerConfig{Topic: ep.Topic, Logger: log}, pool, subscribe, orders)
+		if err != nil {
+			return err
+		}
+		bg.Go(func() error { return runner.Run(bgCtx) })
+	}
+
+	var srv *http.Server
+	if sys.has("api") {
+		auth, err := shttp.NewAuthenticator([]byte(ep.JWTSecret))
+		if err != nil {
+			return err
+		}
+		h, err := shttp.NewHandler(shttp.Config{
+			Gate: gate, Orders: orders, Auth: auth, Logger: log,
+			Ready: []shttp.Check{
+				{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+				{Name: "postgres", Ping: pool.Ping},
+				{Name: "kafka", Ping: func(ctx context.Context) error { return kafkaPing(ctx, brokers, ep.Topic) }},
+			},
+		})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", sys.addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", sys.addr, err)
+		}
+		srv = shttp.NewServer(sys.addr, h)
+		if sys.onListen != nil {
+			sys.onListen(ln.Addr().String())
+		}
+		bg.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	log.Info("seckill running", "roles", sys.role, "addr", sys.addr)
+	<-ctx.Done()
+	log.Info("shutting down", "timeout", sys.shutdown)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), sys.shutdown)
+	defer cancel()
+	if srv != nil {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("http shutdown", "err", err)
+		}
+	}
+	stopBG()
+	done := make(chan error, 1)
+	go func() { done <- bg.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-shutdownCtx.Done():
+		return fmt.Errorf("shutdown took longer than %s", sys.shutdown)
+	}
+}
+
+// kafkaPing checks that the brokers answer and the log's topic exists.
+func kafkaPing(ctx context.Context, brokers []string, topic string) error {
+	_, err := eventstore.EndOffsets(ctx, brokers, topic)
+	return err
+}

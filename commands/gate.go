@@ -1,0 +1,166 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed lua/create_sale.lua
+	createSaleLua string
+	//go:embed lua/purchase.lua
+	purchaseLua string
+	//go:embed lua/pay.lua
+	payLua string
+	//go:embed lua/expire.lua
+	expireLua string
+	//go:embed lua/end_sale.lua
+	endSaleLua string
+)
+
+// GateConfig configures the Redis gate.
+type GateConfig struct {
+	// Prefix is put before every key, so several systems (or tests) can share
+	// one Redis. Default "seckill:".
+	Prefix string
+	// Clock tells the time; default the wall clock.
+	Clock Clock
+	// SaleCacheTTL is how long a node may serve a sale's view from memory.
+	// The configuration of a sale never changes; only its counters do, and
+	// GET /v1/sales/{id} is allowed to be slightly stale. Default 500ms.
+	SaleCacheTTL time.Duration
+}
+
+func (c GateConfig) withDefaults() GateConfig {
+	if c.Prefix == "" {
+		c.Prefix = "seckill:"
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.SaleCacheTTL == 0 {
+		c.SaleCacheTTL = 500 * time.Millisecond
+	}
+	return c
+}
+
+// Gate is the write model in Redis. All methods are safe for concurrent use by
+// any number of goroutines and nodes: the scripts decide, not the callers.
+type Gate struct {
+	cfg   GateConfig
+	rdb   redis.UniversalClient
+	clock Clock
+
+	createSale, purchase, pay, expire, endSale *redis.Script
+
+	mu    sync.RWMutex
+	sales map[string]*cachedSale
+}
+
+type cachedSale struct {
+	cfg     SaleConfig
+	view    SaleView
+	fetched time.Time
+}
+
+// NewGate returns a gate on rdb.
+func NewGate(cfg GateConfig, rdb redis.UniversalClient) (*Gate, error) {
+	if rdb == nil {
+		return nil, errors.New("gate: redis client is required")
+	}
+	cfg = cfg.withDefaults()
+	return &Gate{
+		cfg:        cfg,
+		rdb:        rdb,
+		clock:      cfg.Clock,
+		createSale: redis.NewScript(createSaleLua),
+		purchase:   redis.NewScript(purchaseLua),
+		pay:        redis.NewScript(payLua),
+		expire:     redis.NewScript(expireLua),
+		endSale:    redis.NewScript(endSaleLua),
+		sales:      map[string]*cachedSale{},
+	}, nil
+}
+
+// Load puts the scripts into Redis's script cache up front, so the first
+// purchase of a burst does not pay for it (and a Redis without them is noticed
+// at start).
+func (g *Gate) Load(ctx context.Context) error {
+	for _, s := range []*redis.Script{g.createSale, g.purchase, g.pay, g.expire, g.endSale} {
+		if err := s.Load(ctx, g.rdb).Err(); err != nil {
+			return fmt.Errorf("load gate script: %w", err)
+		}
+	}
+	return nil
+}
+
+// Prefix is the key prefix of this gate.
+func (g *Gate) Prefix() string { return g.cfg.Prefix }
+
+// SalesKey is the set of every sale id the gate knows.
+func (g *Gate) SalesKey() string { return g.cfg.Prefix + "sales" }
+
+// OutboxesKey is the set of every outbox stream key, read by the relay.
+func (g *Gate) OutboxesKey() string { return g.cfg.Prefix + "outboxes" }
+
+func (g *Gate) keys(saleID string) keys { return saleKeys(g.cfg.Prefix, saleID) }
+
+// Now is the gate's clock.
+func (g *Gate) Now() time.Time { return g.clock.Now() }
+
+// newID returns 13 random characters of lowercase base32: unguessable, and
+// safe in keys and URLs.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// reply reads a script's answer: a list whose first element says what happened.
+type reply []any
+
+func toReply(v any) (reply, error) {
+	r, ok := v.([]any)
+	if !ok || len(r) == 0 {
+		return nil, fmt.Errorf("unexpected script reply %v", v)
+	}
+	return r, nil
+}
+
+func (r reply) str(i int) string {
+	if i >= len(r) || r[i] == nil {
+		return ""
+	}
+	switch v := r[i].(type) {
+	case string:
+		return v
+	case int64:
+		return strconv.FormatInt(v, 10)
+	}
+	return fmt.Sprint(r[i])
+}
+
+func (r reply) int(i int) int64 {
+	n, _ := strconv.ParseInt(r.str(i), 10, 64)
+	return n
+}
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+func fromMS(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}

@@ -1,0 +1,26 @@
+package commands
+
+// keys names the Redis keys of one sale. All of them carry the hash tag
+// {sale:ID} so a script touching them runs on one Redis Cluster slot.
+type keys struct {
+	sale    string // hash: configuration and counters
+	idem    string // hash: "user|idempotency key" → order id
+	units   string // hash: user → units held in orders that did not expire
+	due     string // sorted set: reserved order id → pay-by (ms)
+	outbox  string // stream: one entry per command, its events in fields "1", "2", …
+	orderPf string // prefix of the order hashes: orderPf + order id
+}
+
+func saleKeys(prefix, saleID string) keys {
+	base := prefix + "{sale:" + saleID + "}"
+	return keys{
+		sale:    base + ":sale",
+		idem:    base + ":idem",
+		units:   base + ":units",
+		due:     base + ":due",
+		outbox:  base + ":outbox",
+		orderPf: base + ":o:",
+	}
+}
+
+func (k keys) order(orderID string) string { return k.orderPf + orderID }

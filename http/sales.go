@@ -1,0 +1,90 @@
+package http
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/seckill/seckill/commands"
+	"github.com/seckill/seckill/domain"
+)
+
+type createSaleRequest struct {
+	Name         string    `json:"name"`
+	Stock        int64     `json:"stock"`
+	PriceCents   int64     `json:"price_cents"`
+	StartsAt     time.Time `json:"starts_at"`
+	EndsAt       time.Time `json:"ends_at"`
+	PerUserLimit int64     `json:"per_user_limit"`
+	PayWithinS   int64     `json:"pay_within_s"`
+}
+
+func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
+	var req createSaleRequest
+	if err := decodeJSON(w, r, &req, false); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if req.PayWithinS < 0 || req.PayWithinS > int64(domain.MaxPayWithin/time.Second) {
+		writeError(w, r, s.log, domain.Invalid("pay_within_s", "must be between 1 and %d seconds", int64(domain.MaxPayWithin/time.Second)))
+		return
+	}
+	sale, err := s.Gate.CreateSale(r.Context(), commands.CreateSale{Spec: domain.SaleSpec{
+		Name: req.Name, Stock: req.Stock, PriceCents: req.PriceCents, StartsAt: req.StartsAt,
+		EndsAt: req.EndsAt, PerUserLimit: req.PerUserLimit, PayWithin: time.Duration(req.PayWithinS) * time.Second,
+	}})
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/sales/"+sale.ID)
+	writeJSON(w, http.StatusCreated, sale)
+}
+
+func (s *server) getSale(w http.ResponseWriter, r *http.Request) {
+	sale, err := s.Gate.Sale(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sale)
+}
+
+func (s *server) endSale(w http.ResponseWriter, r *http.Request) {
+	sale, err := s.Gate.EndSale(r.Context(), commands.EndSale{SaleID: chi.URLParam(r, "id")})
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sale)
+}
+
+type purchaseRequest struct {
+	Quantity int64 `json:"quantity"`
+}
+
+func (s *server) purchase(w http.ResponseWriter, r *http.Request) {
+	var req purchaseRequest
+	if err := decodeJSON(w, r, &req, true); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	id, _ := identityFrom(r.Context())
+	res, err := s.Gate.Purchase(r.Context(), commands.Purchase{
+		SaleID: chi.URLParam(r, "id"), UserID: id.UserID, Quantity: req.Quantity,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+	})
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	status := http.StatusAccepted
+	if res.Replayed {
+		// A retry: same order as before, nothing new was accepted.
+		w.Header().Set("Idempotent-Replayed", "true")
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/v1/orders/"+res.OrderID)
+	writeJSON(w, status, res)
+}

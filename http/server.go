@@ -1,0 +1,147 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/seckill/seckill/commands"
+)
+
+// Gate is the write side as the handlers use it (commands.Gate).
+type Gate interface {
+	CreateSale(ctx context.Context, cmd commands.CreateSale) (commands.SaleView, error)
+	Sale(ctx context.Context, id string) (commands.SaleView, error)
+	Purchase(ctx context.Context, cmd commands.Purchase) (commands.Reservation, error)
+	Pay(ctx context.Context, cmd commands.Pay) (commands.Payment, error)
+	Order(ctx context.Context, orderID string) (commands.GateOrder, error)
+	EndSale(ctx context.Context, cmd commands.EndSale) (commands.SaleView, error)
+}
+
+// Check is one readiness probe: a dependency and how to ping it.
+type Check struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// Config is what the router is built from.
+type Config struct {
+	Gate   Gate
+	Orders OrderReader
+	Auth   *Authenticator
+	// Ready lists the dependencies /readyz pings.
+	Ready []Check
+	// RequestTimeout bounds every handler; default 10s.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Gate == nil {
+		errs = append(errs, errors.New("http: Gate is required"))
+	}
+	if c.Orders == nil {
+		errs = append(errs, errors.New("http: Orders is required"))
+	}
+	if c.Auth == nil {
+		errs = append(errs, errors.New("http: Auth is required"))
+	}
+	return errors.Join(errs...)
+}
+
+type server struct {
+	Config
+	log *slog.Logger
+}
+
+// NewHandler builds the REST API.
+func NewHandler(cfg Config) (http.Handler, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	s := &server{Config: cfg, log: cfg.Logger}
+	r := chi.NewRouter()
+	r.Use(s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route"})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", message: r.Method + " is not allowed here"})
+	})
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", s.ready)
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(middleware.Timeout(cfg.RequestTimeout))
+		r.Get("/sales/{id}", s.getSale)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate)
+			r.Post("/sales/{id}/purchase", s.purchase)
+			r.Get("/orders/{id}", s.getOrder)
+			r.Post("/orders/{id}/pay", s.pay)
+			r.Get("/users/me/orders", s.myOrders)
+			r.Group(func(r chi.Router) {
+				r.Use(s.adminOnly)
+				r.Post("/sales", s.createSale)
+				r.Post("/sales/{id}/end", s.endSale)
+			})
+		})
+	})
+	return r, nil
+}
+
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeJSON(w, http.StatusInternalServerError, errorBody{errorDetail{Code: "internal", Message: "internal error"}})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status, code := map[string]string{}, http.StatusOK
+	for _, c := range s.Ready {
+		if err := c.Ping(ctx); err != nil {
+			status[c.Name], code = err.Error(), http.StatusServiceUnavailable
+			continue
+		}
+		status[c.Name] = "ok"
+	}
+	writeJSON(w, code, status)
+}
+
+// NewServer wraps h in an http.Server with timeouts on every phase, so a slow
+// or silent client cannot hold a connection forever.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}

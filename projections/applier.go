@@ -1,0 +1,324 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/seckill/seckill/domain"
+)
+
+// Default bookkeeping tables (migrations/00001_orders.sql).
+const (
+	DefaultCheckpointTable = "projection_checkpoints"
+	DefaultDeadLetterTable = "projection_dead_letters"
+)
+
+// ApplierConfig configures an Applier.
+type ApplierConfig struct {
+	// CheckpointTable keeps the projection's position per topic partition;
+	// "schema.table" is allowed. Default DefaultCheckpointTable. A rebuild
+	// points it at a shadow copy so the live position is not disturbed.
+	CheckpointTable string
+	// DeadLetterTable receives the records the projection cannot apply.
+	// Default DefaultDeadLetterTable.
+	DeadLetterTable string
+	// Logger receives warnings about dead letters. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *ApplierConfig) setDefaults() {
+	if c.CheckpointTable == "" {
+		c.CheckpointTable = DefaultCheckpointTable
+	}
+	if c.DeadLetterTable == "" {
+		c.DeadLetterTable = DefaultDeadLetterTable
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every invalid field, joined.
+func (c ApplierConfig) Validate() error {
+	var errs []error
+	if _, err := parseTable(c.CheckpointTable); err != nil {
+		errs = append(errs, fmt.Errorf("checkpoint table: %w", err))
+	}
+	if _, err := parseTable(c.DeadLetterTable); err != nil {
+		errs = append(errs, fmt.Errorf("dead letter table: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Applier applies batches of log records to one projection with exactly-once
+// effect: in one transaction it locks the projection's checkpoints of the
+// partitions in the batch, skips every record at or below them, decodes the
+// rest, dead-letters what cannot be decoded, calls Projection.Apply, and moves
+// the checkpoints. It is safe for concurrent use; concurrent batches touching
+// the same partition serialize on the checkpoint rows.
+type Applier struct {
+	pool *pgxpool.Pool
+	proj Projection
+	log  *slog.Logger
+
+	lockSQL, insertSQL, updateSQL, deadSQL string
+}
+
+// NewApplier returns an Applier of p writing through pool.
+func NewApplier(cfg ApplierConfig, pool *pgxpool.Pool, p Projection) (*Applier, error) {
+	cfg.setDefaults()
+	errs := []error{cfg.Validate()}
+	if pool == nil {
+		errs = append(errs, errors.New("nil pool"))
+	}
+	if p == nil || p.Name() == "" {
+		errs = append(errs, errors.New("projection without a name"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("new applier: %w", err)
+	}
+	cp, _ := parseTable(cfg.CheckpointTable)
+	dl, _ := parseTable(cfg.DeadLetterTable)
+	return &Applier{
+		pool: pool,
+		proj: p,
+		log:  cfg.Logger.With("projection", p.Name()),
+		// Rows of partitions seen for the first time are created at -1 ("nothing
+		// applied") so that every partition of the batch has a row to lock.
+		insertSQL: `INSERT INTO ` + string(cp) + ` (projection, topic, "partition", "offset")
+			SELECT $1, u.t, u.p, -1 FROM unnest($2::text[], $3::int[]) AS u(t, p)
+			ON CONFLICT DO NOTHING`,
+		// FOR UPDATE in a fixed order: a second runner (or a rebuild) working on
+		// the same partition waits here, then reads the position this one
+		// committed, instead of applying the same records again.
+		lockSQL: `SELECT topic, "partition", "offset" FROM ` + string(cp) + `
+			WHERE projection = $1 AND (topic, "partition") IN (SELECT * FROM unnest($2::text[], $3::int[]))
+			ORDER BY topic, "partition" FOR UPDATE`,
+		updateSQL: `UPDATE ` + string(cp) + ` AS c SET "offset" = u.o, updated_at = now()
+			FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, o)
+			WHERE c.projection = $1 AND c.topic = u.t AND c."partition" = u.p`,
+		deadSQL: `INSERT INTO ` + string(dl) + ` (projection, topic, "partition", "offset", event_id, reason, payload)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (projection, topic, "partition", "offset") DO NOTHING`,
+	}, nil
+}
+
+// Projection returns the projection this Applier applies.
+func (a *Applier) Projection() Projection { return a.proj }
+
+// ApplyResult counts what one Apply did with its records.
+type ApplyResult struct {
+	// Applied is the number of events handed to the projection.
+	Applied int
+	// Skipped is the number of records at or below the checkpoint: redeliveries.
+	Skipped int
+	// DeadLettered is the number of records recorded as dead letters.
+	DeadLettered int
+}
+
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+type deadLetter struct {
+	rec     Record
+	eventID string
+	reason  string
+}
+
+// Apply applies recs in one transaction and commits it. Records of one
+// partition must come in offset order; records of different partitions may
+// interleave. On error nothing is committed and the same records may be
+// passed again. Errors are Postgres errors (transient: retry) or context
+// errors.
+func (a *Applier) Apply(ctx context.Context, recs []Record) (ApplyResult, error) {
+	if len(recs) == 0 {
+		return ApplyResult{}, nil
+	}
+	res, err := a.applyTx(ctx, recs, false)
+	if err != nil && permanent(err) {
+		// Some event of the batch can never be applied. Find it by applying
+		// event by event under savepoints, so the rest of the batch (and the
+		// partition behind it) is not blocked forever.
+		a.log.WarnContext(ctx, "projection rejected a batch; isolating the poison event", "records", len(recs), "err", err)
+		res, err = a.applyTx(ctx, recs, true)
+	}
+	return res, err
+}
+
+func (a *Applier) applyTx(ctx context.Context, recs []Record, isolate bool) (ApplyResult, error) {
+	var res ApplyResult
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		res = ApplyResult{}
+		pos, err := a.lockPositions(ctx, tx, recs)
+		if err != nil {
+			return err
+		}
+		moved := map[partKey]int64{}
+		events := make([]Event, 0, len(recs))
+		raws := make([]Record, 0, len(recs)) // raws[i] is the record of events[i]
+		var dead []deadLetter
+		for _, r := range recs {
+			k := partKey{r.Topic, r.Partition}
+			if r.Offset <= pos[k] {
+				res.Skipped++ // applied before: redelivery after a crash or rebalance
+				continue
+			}
+			pos[k], moved[k] = r.Offset, r.Offset
+			env, ev, err := domain.Decode(r.Value)
+			if err != nil {
+				dead = append(dead, deadLetter{rec: r, eventID: env.ID, reason: err.Error()})
+				continue
+			}
+			events = append(events, Event{Envelope: env, Event: ev, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset})
+			raws = append(raws, r)
+		}
+		if isolate {
+			var more []deadLetter
+			events, more, err = a.applyIsolated(ctx, tx, events, raws)
+			if err != nil {
+				return err
+			}
+			dead = append(dead, more...)
+		} else if len(events) > 0 {
+			if err := a.proj.Apply(ctx, tx, events); err != nil {
+				return fmt.Errorf("apply %d events: %w", len(events), err)
+			}
+		}
+		res.Applied, res.DeadLettered = len(events), len(dead)
+		return a.finish(ctx, tx, moved, dead)
+	})
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("projection %s: %w", a.proj.Name(), err)
+	}
+	return res, nil
+}
+
+// lockPositions creates and locks the checkpoint rows of every partition in
+// recs and returns their offsets.
+func (a *Applier) lockPositions(ctx context.Context, tx pgx.Tx, recs []Record) (map[partKey]int64, error) {
+	seen := map[partKey]bool{}
+	var topics []string
+	var parts []int32
+	for _, r := range recs {
+		k := partKey{r.Topic, r.Partition}
+		if !seen[k] {
+			seen[k] = true
+			topics, parts = append(topics, r.Topic), append(parts, r.Partition)
+		}
+	}
+	name := a.proj.Name()
+	b := &pgx.Batch{}
+	b.Queue(a.insertSQL, name, topics, parts)
+	b.Queue(a.lockSQL, name, topics, parts)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("create checkpoints: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("lock checkpoints: %w", err)
+	}
+	pos := make(map[partKey]int64, len(seen))
+	for rows.Next() {
+		var k partKey
+		var off int64
+		if err := rows.Scan(&k.topic, &k.partition, &off); err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		pos[k] = off
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock checkpoints: %w", err)
+	}
+	if len(pos) != len(seen) {
+		return nil, fmt.Errorf("lock checkpoints: found %d of %d partitions", len(pos), len(seen))
+	}
+	return pos, br.Close()
+}
+
+// applyIsolated applies events one by one, each under its own savepoint, and
+// returns the events applied and dead letters for those rejected for good.
+func (a *Applier) applyIsolated(ctx context.Context, tx pgx.Tx, events []Event, raws []Record) ([]Event, []deadLetter, error) {
+	applied := events[:0:0]
+	var dead []deadLetter
+	for i, e := range events {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("savepoint: %w", err)
+		}
+		if err := a.proj.Apply(ctx, sp, []Event{e}); err != nil {
+			if rbErr := sp.Rollback(ctx); rbErr != nil {
+				return nil, nil, fmt.Errorf("rollback to savepoint: %w", rbErr)
+			}
+			if !permanent(err) {
+				return nil, nil, fmt.Errorf("apply %s: %w", e.Envelope.ID, err)
+			}
+			dead = append(dead, deadLetter{rec: raws[i], eventID: e.Envelope.ID, reason: err.Error()})
+			continue
+		}
+		if err := sp.Commit(ctx); err != nil {
+			return nil, nil, fmt.Errorf("release savepoint: %w", err)
+		}
+		applied = append(applied, e)
+	}
+	return applied, dead, nil
+}
+
+// finish writes the dead letters and moves the checkpoints, in one round trip.
+func (a *Applier) finish(ctx context.Context, tx pgx.Tx, moved map[partKey]int64, dead []deadLetter) error {
+	name := a.proj.Name()
+	b := &pgx.Batch{}
+	for _, d := range dead {
+		a.log.WarnContext(ctx, "dead letter", "topic", d.rec.Topic, "partition", d.rec.Partition,
+			"offset", d.rec.Offset, "event_id", d.eventID, "reason", d.reason)
+		b.Queue(a.deadSQL, name, d.rec.Topic, d.rec.Partition, d.rec.Offset, cleanText(d.eventID), cleanText(d.reason), d.rec.Value)
+	}
+	topics := make([]string, 0, len(moved))
+	parts := make([]int32, 0, len(moved))
+	offs := make([]int64, 0, len(moved))
+	for k, o := range moved {
+		topics, parts, offs = append(topics, k.topic), append(parts, k.partition), append(offs, o)
+	}
+	if len(moved) > 0 {
+		b.Queue(a.updateSQL, name, topics, parts, offs)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write checkpoints: %w", err)
+	}
+	return nil
+}
+
+// cleanText makes s storable as Postgres text (valid UTF-8 without NUL): a dead
+// letter must never fail to be written, or the poison would block its partition.
+func cleanText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// permanent reports whether err means "this data can never be applied" rather
+// than "Postgres is unavailable right now".
+func permanent(err error) bool {
+	if errors.Is(err, ErrPoison) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) >= 2 {
+		switch pgErr.Code[:2] {
+		case "22", "23": // data exception, integrity constraint violation
+			return true
+		}
+	}
+	return false
+}

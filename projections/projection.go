@@ -1,0 +1,105 @@
+// Package projections turns the event log into Postgres read models.
+//
+// Each projection (orders, inventory, daily) implements Projection and is run
+// by a Runner: the Runner consumes the Kafka topic in a consumer group named
+// after the projection, gathers messages from all its partitions into a batch,
+// and hands the batch to an Applier, which applies it in ONE transaction
+// together with the projection's position per partition (its checkpoint). The
+// Kafka messages are acknowledged only after that transaction commits, so the
+// consumer group's offset never runs ahead of Postgres, and an event at or
+// below the stored position is skipped, so redelivery changes nothing: the
+// effect is exactly once although delivery is at least once.
+//
+// A rebuild feeds the same Applier (or the same Projection.Apply) from a
+// direct log reader into shadow tables; projections therefore take their
+// table names as configuration.
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/seckill/seckill/domain"
+)
+
+// Projection names. They are the Kafka consumer group of the projection and
+// the key of its checkpoints. Never rename one: as watermill warns for handler
+// names, a new consumer-group name starts from the oldest offset and
+// re-consumes the whole log (and a new checkpoint key re-applies it).
+const (
+	NameOrders    = "orders"
+	NameInventory = "inventory"
+	NameDaily     = "daily"
+)
+
+// DefaultTopic is the log's topic (docs/CONTRACTS.md).
+const DefaultTopic = "seckill.events"
+
+// Event is one decoded event of the log with its place in it.
+type Event struct {
+	// Envelope is the decoded envelope, upcast to the current schema version.
+	Envelope domain.Envelope
+	// Event is the decoded payload: one of the domain event value types.
+	Event     domain.Event
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Projection is one read model. The engine calls Apply with the events of a
+// batch that are past the projection's checkpoint, in log order per
+// partition, inside the transaction that also moves the checkpoint.
+type Projection interface {
+	// Name is the projection's stable name (see NameOrders): its consumer
+	// group and checkpoint key.
+	Name() string
+	// Apply writes the effect of batch through tx and nothing else: it must
+	// not commit or roll back. Applying an event twice must change nothing,
+	// because a batch may hold the same event twice (the relay publishes at
+	// least once, so duplicates sit at different offsets). A returned error
+	// aborts the whole batch; an error that wraps ErrPoison, or a Postgres
+	// data or integrity error (SQLSTATE class 22 or 23), makes the engine
+	// retry the batch event by event and dead-letter the events that fail.
+	// Any other error is treated as transient and retried with backoff.
+	Apply(ctx context.Context, tx pgx.Tx, batch []Event) error
+}
+
+// ErrPoison marks an event a projection can never apply (for example a payload
+// that breaks an invariant the projection relies on). Wrap it in the error
+// Apply returns: the engine dead-letters the event instead of retrying.
+var ErrPoison = errors.New("poison event")
+
+// Record is one raw record of the log: what the engine is fed, by the Runner
+// from the Kafka consumer group, or by a rebuild from a direct log reader.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+}
+
+// table is a possibly schema-qualified table name, quoted for SQL.
+type table string
+
+// parseTable validates name ("orders" or "shadow.orders") and returns it
+// quoted, so callers can point a projection at shadow tables safely.
+func parseTable(name string) (table, error) {
+	if name == "" {
+		return "", errors.New("empty table name")
+	}
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return "", fmt.Errorf("table name %q: at most schema.table", name)
+	}
+	for _, p := range parts {
+		if p == "" {
+			return "", fmt.Errorf("table name %q: empty part", name)
+		}
+	}
+	return table(pgx.Identifier(parts).Sanitize()), nil
+}
