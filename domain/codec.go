@@ -34,9 +34,11 @@ type schema struct {
 }
 
 var schemas = map[string]schema{
-	TypeSaleCreated:   {current: 1, empty: func() Event { return &SaleCreated{} }},
+	TypeSaleCreated: {current: 2, empty: func() Event { return &SaleCreated{} },
+		upcasters: map[int]Upcaster{1: upcastSaleCreatedV1}},
 	TypeStockReserved: {current: 1, empty: func() Event { return &StockReserved{} }},
-	TypeOrderPlaced:   {current: 1, empty: func() Event { return &OrderPlaced{} }},
+	TypeOrderPlaced: {current: 2, empty: func() Event { return &OrderPlaced{} },
+		upcasters: map[int]Upcaster{1: upcastOrderPlacedV1}},
 	TypeOrderPaid:     {current: 1, empty: func() Event { return &OrderPaid{} }},
 	TypeOrderExpired:  {current: 1, empty: func() Event { return &OrderExpired{} }},
 	TypeStockReleased: {current: 1, empty: func() Event { return &StockReleased{} }},

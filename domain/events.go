@@ -22,6 +22,7 @@ type Event interface {
 }
 
 // SaleCreated opens a sale with its whole configuration; aggregate: the sale.
+// Schema v2 added Currency (v1 events are upcast with DefaultCurrency).
 type SaleCreated struct {
 	SaleID       string    `json:"sale_id"`
 	Name         string    `json:"name"`
@@ -31,6 +32,8 @@ type SaleCreated struct {
 	EndsAt       time.Time `json:"ends_at"`
 	PerUserLimit int64     `json:"per_user_limit"`
 	PayWithinS   int64     `json:"pay_within_s"`
+	// Currency is the ISO 4217 code of PriceCents' currency (v2).
+	Currency string `json:"currency"`
 }
 
 // StockReserved takes units out of a sale's pool for one order. Its aggregate is
@@ -44,6 +47,7 @@ type StockReserved struct {
 }
 
 // OrderPlaced records the order a reservation belongs to; aggregate: the order.
+// Schema v2 added IdempotencyKey.
 type OrderPlaced struct {
 	OrderID     string    `json:"order_id"`
 	SaleID      string    `json:"sale_id"`
@@ -52,6 +56,10 @@ type OrderPlaced struct {
 	PriceCents  int64     `json:"price_cents"`
 	AmountCents int64     `json:"amount_cents"`
 	PayBy       time.Time `json:"pay_by"`
+	// IdempotencyKey is the key the purchase was made with ("" for none),
+	// so that a gate restored from the log answers a retry with this order
+	// (v2; v1 events did not say, and are read as made without a key).
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // OrderPaid is the terminal state of a paid order; aggregate: the order.

@@ -42,8 +42,8 @@ type BrokerConfig struct {
 	// Partitions is the partition count of a newly created Topic; an existing
 	// topic keeps its own. Default DefaultPartitions.
 	Partitions int
-	// Logger receives the broker's warnings and errors; its requests are
-	// logged at debug level. Nil discards them.
+	// Logger receives the broker's messages: start, requests it cannot
+	// handle, persistence errors. Nil discards them.
 	Logger *slog.Logger
 }
 
@@ -59,7 +59,8 @@ func (c *BrokerConfig) setDefaults() {
 	}
 }
 
-// Validate reports every field that is wrong, joined.
+// Validate reports every field that is wrong, joined. StartBroker fills the
+// defaults before it validates.
 func (c BrokerConfig) Validate() error {
 	var errs []error
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
@@ -163,8 +164,8 @@ func (b *Broker) Close() error {
 	return b.closeErr
 }
 
-// kfakeLogger adapts slog for kfake. kfake logs every request at info level,
-// which is debug for us.
+// kfakeLogger adapts slog for kfake, which logs little: requests it cannot
+// parse (debug), requests it cannot handle (info) and persistence errors.
 type kfakeLogger struct{ l *slog.Logger }
 
 func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
@@ -175,9 +176,9 @@ func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
 	case kfake.LogLevelWarn:
 		lvl = slog.LevelWarn
 	case kfake.LogLevelInfo:
-		lvl = slog.LevelDebug
+		lvl = slog.LevelInfo
 	default:
-		lvl = slog.LevelDebug - 4
+		lvl = slog.LevelDebug
 	}
 	if !k.l.Enabled(context.Background(), lvl) {
 		return

@@ -3,8 +3,6 @@ package eventstore_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,80 +12,10 @@ import (
 
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
+	"github.com/seckill/seckill/internal/testenv"
 )
 
-// These helpers start the real parts (redis-server, the embedded broker) for
-// this package's tests.
-// TODO: move to internal/testenv once it exists (testenv.Redis, testenv.Kafka).
-
-const testTopic = "seckill.events"
-
-// startRedis starts a fresh redis-server on a free loopback port for t.
-func startRedis(t testing.TB) *redis.Client {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not installed (apt-get install -y redis-server): %v", err)
-	}
-	for attempt := 0; attempt < 5; attempt++ {
-		port := freePort(t)
-		cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--protected-mode", "no")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				// Port taken since we looked: try another.
-				deadline = time.Time{}
-				continue
-			default:
-			}
-			if rdb.Ping(context.Background()).Err() == nil {
-				t.Cleanup(func() {
-					rdb.Close()
-					_ = cmd.Process.Kill()
-					<-exited
-				})
-				return rdb
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		rdb.Close()
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	t.Fatal("redis-server did not start")
-	return nil
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startBroker starts an in-memory embedded broker with testTopic.
-func startBroker(t testing.TB, partitions int) *eventstore.Broker {
-	t.Helper()
-	b, err := eventstore.StartBroker(context.Background(), eventstore.BrokerConfig{
-		Addr: "127.0.0.1:0", Topic: testTopic, Partitions: partitions,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
+const testTopic = testenv.Topic
 
 func newPublisher(t testing.TB, brokers []string) eventstore.Publisher {
 	t.Helper()
@@ -113,7 +41,7 @@ func newOutbox(rdb *redis.Client) *outbox {
 	return &outbox{rdb: rdb, prefix: "t:", want: map[string][]string{}, at: time.Date(2030, 1, 1, 20, 0, 0, 0, time.UTC)}
 }
 
-func (o *outbox) setKey() string             { return o.prefix + "outboxes" }
+func (o *outbox) setKey() string            { return o.prefix + "outboxes" }
 func (o *outbox) stream(sale string) string { return o.prefix + "{sale:" + sale + "}:outbox" }
 
 // create registers sale's outbox and appends its SaleCreated.

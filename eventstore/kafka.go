@@ -37,10 +37,14 @@ const (
 )
 
 // saramaVersion is the protocol level sarama speaks. Idempotent production
-// needs at least 0.11; 3.6 is the newest sarama v1.43 knows, and its request
-// versions are all still accepted by Kafka 4 (which dropped the pre-2.1 ones)
-// and by kfake.
-var saramaVersion = sarama.V3_6_0_0
+// needs at least 0.11. It must stay below 2.4: from 2.4 on sarama sends
+// OffsetFetch v6 (the first flexible version) and fails to decode a null
+// metadata string ("invalid byteslice length"), which kfake returns for every
+// partition a group has not committed yet, so a new consumer group never gets
+// going. Kafka itself sends "" there, but the embedded broker is kfake. Every
+// request version sarama uses at 2.3 is still accepted by Kafka 4 (which
+// dropped the pre-2.1 ones). Produce is v7 either way: sarama goes no higher.
+var saramaVersion = sarama.V2_3_0_0
 
 // ToMessage turns one envelope JSON (a Redis outbox value, a log record value)
 // into the watermill message the log stores: UUID = envelope id, payload = the
@@ -167,7 +171,9 @@ func subscriberSaramaConfig() *sarama.Config {
 // request in flight, record key = the aggregate_id metadata (a message without
 // it is refused). Its Publish sends messages one by one and waits for each
 // ack, so callers that need throughput publish from several goroutines, as
-// the Relay does. logger may be nil.
+// the Relay does. Close it only after every Publish has returned (after
+// Relay.Run): watermill-kafka does not guard its closed flag. logger may be
+// nil.
 func NewPublisher(brokers []string, logger *slog.Logger) (*kafka.Publisher, error) {
 	if len(brokers) == 0 {
 		return nil, errors.New("new publisher: no brokers")

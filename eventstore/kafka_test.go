@@ -10,6 +10,7 @@ import (
 
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
+	"github.com/seckill/seckill/internal/testenv"
 )
 
 func encode(t testing.TB, e domain.Event) []byte {
@@ -50,8 +51,8 @@ func TestToMessage(t *testing.T) {
 
 func TestPublisherRefusesUnkeyedMessage(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, 4)
-	pub := newPublisher(t, b.Addrs())
+	brokers := testenv.Kafka(t, 4)
+	pub := newPublisher(t, brokers)
 	if err := pub.Publish(testTopic, message.NewMessage("x", []byte("{}"))); err == nil {
 		t.Fatal("published a message without aggregate_id")
 	}
@@ -61,8 +62,8 @@ func TestPublisherRefusesUnkeyedMessage(t *testing.T) {
 // new group starts from the oldest offset and sees each message as published.
 func TestPublishSubscribe(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, 4)
-	pub := newPublisher(t, b.Addrs())
+	brokers := testenv.Kafka(t, 4)
+	pub := newPublisher(t, brokers)
 	const n = 50
 	want := map[string]string{} // uuid → aggregate
 	for i := range n {
@@ -77,7 +78,7 @@ func TestPublishSubscribe(t *testing.T) {
 		want[msg.UUID] = order
 	}
 
-	sub, err := eventstore.NewSubscriber(b.Addrs(), "test-group", testLogger())
+	sub, err := eventstore.NewSubscriber(brokers, "test-group", testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,12 @@ type Config struct {
 	// RequestTimeout bounds every handler; default 10s.
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
+	// Sales, when set, serves GET /v1/sales, the list on the sale page's index.
+	Sales SaleLister
+	// DevSignIn enables POST /v1/dev/token, which mints a user token for any
+	// user id without a password, for demos of the sale page. Off unless
+	// asked for: on a real deployment it would let anyone act as anyone.
+	DevSignIn bool
 }
 
 func (c Config) validate() error {
@@ -84,9 +90,18 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.ready)
+	if err := s.routePage(r); err != nil {
+		return nil, err
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(middleware.Timeout(cfg.RequestTimeout))
 		r.Get("/sales/{id}", s.getSale)
+		if cfg.Sales != nil {
+			r.Get("/sales", s.listSales)
+		}
+		if cfg.DevSignIn {
+			r.Post("/dev/token", s.devToken)
+		}
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticate)
 			r.Post("/sales/{id}/purchase", s.purchase)

@@ -85,19 +85,23 @@ func NewOrders(cfg OrdersConfig, pool *pgxpool.Pool) (*Orders, error) {
 func (*Orders) Name() string { return NameOrders }
 
 func newOrdersSQL(orders, sales string) ordersSQL {
-	// $h is the one-entry history array of the event, $g the guard
+	// Every statement applies one event type to many rows at once (arrays
+	// unnested), each row a different aggregate. The guard $g is
 	// [{"type": T}]: "o.history @> $g" is true when T was applied before.
 	return ordersSQL{
 		// StockReserved and StockReleased only add to the history. The row may
 		// not exist yet: StockReserved comes before OrderPlaced.
-		history: `INSERT INTO ` + orders + ` AS o (order_id, history) VALUES ($1, $2::jsonb)
+		history: `INSERT INTO ` + orders + ` AS o (order_id, history)
+			SELECT u.id, u.h::jsonb FROM unnest($1::text[], $2::text[]) AS u(id, h)
 			ON CONFLICT (order_id) DO UPDATE SET history = o.history || EXCLUDED.history, updated_at = now()
 			WHERE NOT o.history @> $3::jsonb`,
 		// OrderPlaced fills the order. If a redelivered OrderPlaced lands after
 		// the order was paid or expired, the status stays where it is.
 		placed: `INSERT INTO ` + orders + ` AS o
 				(order_id, sale_id, user_id, quantity, price_cents, amount_cents, status, pay_by, placed_at, history)
-			VALUES ($1, $2, $3, $4, $5, $6, 'reserved', $7, $8, $9::jsonb)
+			SELECT u.id, u.sale, u.usr, u.q, u.price, u.amount, 'reserved', u.pay_by, u.at, u.h::jsonb
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+				$7::timestamptz[], $8::timestamptz[], $9::text[]) AS u(id, sale, usr, q, price, amount, pay_by, at, h)
 			ON CONFLICT (order_id) DO UPDATE SET
 				sale_id = EXCLUDED.sale_id, user_id = EXCLUDED.user_id, quantity = EXCLUDED.quantity,
 				price_cents = EXCLUDED.price_cents, amount_cents = EXCLUDED.amount_cents,
@@ -108,14 +112,16 @@ func newOrdersSQL(orders, sales string) ordersSQL {
 		// The terminal events never replace a terminal status: an order has
 		// one end (the gate guarantees it; the audit checks it).
 		paid: `INSERT INTO ` + orders + ` AS o (order_id, status, payment_ref, paid_at, history)
-			VALUES ($1, 'paid', $2, $3, $4::jsonb)
+			SELECT u.id, 'paid', u.ref, u.at, u.h::jsonb
+			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS u(id, ref, at, h)
 			ON CONFLICT (order_id) DO UPDATE SET
 				status = CASE WHEN o.status IN ('paid', 'expired') THEN o.status ELSE 'paid' END,
 				payment_ref = EXCLUDED.payment_ref, paid_at = EXCLUDED.paid_at,
 				history = o.history || EXCLUDED.history, updated_at = now()
 			WHERE NOT o.history @> $5::jsonb`,
 		expired: `INSERT INTO ` + orders + ` AS o (order_id, status, expired_at, history)
-			VALUES ($1, 'expired', $2, $3::jsonb)
+			SELECT u.id, 'expired', u.at, u.h::jsonb
+			FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(id, at, h)
 			ON CONFLICT (order_id) DO UPDATE SET
 				status = CASE WHEN o.status IN ('paid', 'expired') THEN o.status ELSE 'expired' END,
 				expired_at = EXCLUDED.expired_at,
@@ -125,7 +131,8 @@ func newOrdersSQL(orders, sales string) ordersSQL {
 		// created_at is NULL until then (a SaleEnded may come first).
 		saleCreated: `INSERT INTO ` + sales + ` AS s
 				(id, name, stock, price_cents, starts_at, ends_at, per_user_limit, pay_within_s, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[],
+				$6::timestamptz[], $7::bigint[], $8::bigint[], $9::timestamptz[])
 			ON CONFLICT (id) DO UPDATE SET
 				name = EXCLUDED.name, stock = EXCLUDED.stock, price_cents = EXCLUDED.price_cents,
 				starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
@@ -133,7 +140,8 @@ func newOrdersSQL(orders, sales string) ordersSQL {
 				created_at = EXCLUDED.created_at, updated_at = now()
 			WHERE s.created_at IS NULL`,
 		saleEnded: `INSERT INTO ` + sales + ` AS s (id, ended, end_reason, unsold, ended_at)
-			VALUES ($1, true, $2, $3, $4)
+			SELECT u.id, true, u.reason, u.unsold, u.at
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) AS u(id, reason, unsold, at)
 			ON CONFLICT (id) DO UPDATE SET
 				ended = true, end_reason = EXCLUDED.end_reason, unsold = EXCLUDED.unsold,
 				ended_at = EXCLUDED.ended_at, updated_at = now()
@@ -148,53 +156,89 @@ func newOrdersSQL(orders, sales string) ordersSQL {
 	}
 }
 
-// historyArgs returns the one-entry history of an event and its guard.
-func historyArgs(typ string, at time.Time) (entry, guard string) {
+// guards are the history guards of each order event type: [{"type": T}].
+var guards = func() map[string]string {
+	m := map[string]string{}
+	for _, t := range domain.EventTypes() {
+		g, _ := json.Marshal([]struct {
+			Type string `json:"type"`
+		}{{t}})
+		m[t] = string(g)
+	}
+	return m
+}()
+
+// historyEntry returns the one-entry history array of an event.
+func historyEntry(typ string, at time.Time) string {
 	// Encoded here rather than with jsonb_build_object: Postgres would render
 	// the time in the session's TimeZone; Go writes RFC 3339 in UTC, at the
 	// microsecond precision of the timestamptz columns.
-	e, _ := json.Marshal([]domain.HistoryEntry{{Type: typ, At: pgTime(at)}})
-	g, _ := json.Marshal([]struct {
-		Type string `json:"type"`
-	}{{typ}})
-	return string(e), string(g)
+	e, _ := json.Marshal([]domain.HistoryEntry{{Type: typ, At: at}})
+	return string(e)
 }
 
 // pgTime is t as timestamptz stores it: UTC, microseconds.
 func pgTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// Apply applies batch through tx in one round trip: one statement per event,
-// run in order, so events of one order in the same batch (a rebuild reads
-// many per partition) see each other.
+// wave holds events of one batch that touch distinct rows, as columns: each
+// event type becomes one multi-row statement.
+type wave struct {
+	reserved, released struct{ id, h []string }
+	placed             struct {
+		id, sale, user, h  []string
+		qty, price, amount []int64
+		payBy, at          []time.Time
+	}
+	paid struct {
+		id, ref, h []string
+		at         []time.Time
+	}
+	expired struct {
+		id, h []string
+		at    []time.Time
+	}
+	saleCreated struct {
+		id, name                        []string
+		stock, price, limit, payWithinS []int64
+		starts, ends, at                []time.Time
+	}
+	saleEnded struct {
+		id, reason []string
+		unsold     []int64
+		at         []time.Time
+	}
+}
+
+// Apply applies batch through tx in one round trip. Statements are set-based,
+// one per event type, which needs each to touch a row at most once; so the
+// batch is cut into waves: the k-th event of an aggregate in the batch goes to
+// wave k, and waves run in order. A Runner batch (one message per partition)
+// is a single wave; a rebuild batch (many per partition) a few.
 func (o *Orders) Apply(ctx context.Context, tx pgx.Tx, batch []Event) error {
-	b := &pgx.Batch{}
+	var waves []*wave
+	seen := make(map[string]int, len(batch)) // row key → events of it so far
 	for _, e := range batch {
-		at := pgTime(e.Envelope.OccurredAt)
+		var key string
 		switch ev := e.Event.(type) {
-		case domain.StockReserved:
-			h, g := historyArgs(e.Envelope.Type, at)
-			b.Queue(o.sql.history, ev.OrderID, h, g)
-		case domain.StockReleased:
-			h, g := historyArgs(e.Envelope.Type, at)
-			b.Queue(o.sql.history, ev.OrderID, h, g)
-		case domain.OrderPlaced:
-			h, g := historyArgs(e.Envelope.Type, at)
-			b.Queue(o.sql.placed, ev.OrderID, ev.SaleID, ev.UserID, ev.Quantity, ev.PriceCents, ev.AmountCents,
-				pgTime(ev.PayBy), at, h, g)
-		case domain.OrderPaid:
-			h, g := historyArgs(e.Envelope.Type, at)
-			b.Queue(o.sql.paid, ev.OrderID, ev.PaymentRef, at, h, g)
-		case domain.OrderExpired:
-			h, g := historyArgs(e.Envelope.Type, at)
-			b.Queue(o.sql.expired, ev.OrderID, at, h, g)
 		case domain.SaleCreated:
-			b.Queue(o.sql.saleCreated, ev.SaleID, ev.Name, ev.Stock, ev.PriceCents, pgTime(ev.StartsAt), pgTime(ev.EndsAt),
-				ev.PerUserLimit, ev.PayWithinS, at)
+			key = "s:" + ev.SaleID
 		case domain.SaleEnded:
-			b.Queue(o.sql.saleEnded, ev.SaleID, ev.Reason, ev.Unsold, at)
+			key = "s:" + ev.SaleID
+		case domain.StockReserved, domain.OrderPlaced, domain.OrderPaid, domain.OrderExpired, domain.StockReleased:
+			key = "o:" + ev.AggregateID()
 		default:
-			// Not an event this read model is made of.
+			continue // not an event this read model is made of
 		}
+		k := seen[key]
+		seen[key] = k + 1
+		if k == len(waves) {
+			waves = append(waves, &wave{})
+		}
+		waves[k].add(e)
+	}
+	b := &pgx.Batch{}
+	for _, w := range waves {
+		w.queue(b, &o.sql)
 	}
 	if b.Len() == 0 {
 		return nil
@@ -203,4 +247,65 @@ func (o *Orders) Apply(ctx context.Context, tx pgx.Tx, batch []Event) error {
 		return fmt.Errorf("orders: %w", err)
 	}
 	return nil
+}
+
+func (w *wave) add(e Event) {
+	at := pgTime(e.Envelope.OccurredAt)
+	switch ev := e.Event.(type) {
+	case domain.StockReserved:
+		w.reserved.id = append(w.reserved.id, ev.OrderID)
+		w.reserved.h = append(w.reserved.h, historyEntry(ev.EventType(), at))
+	case domain.StockReleased:
+		w.released.id = append(w.released.id, ev.OrderID)
+		w.released.h = append(w.released.h, historyEntry(ev.EventType(), at))
+	case domain.OrderPlaced:
+		p := &w.placed
+		p.id, p.sale, p.user = append(p.id, ev.OrderID), append(p.sale, ev.SaleID), append(p.user, ev.UserID)
+		p.qty, p.price, p.amount = append(p.qty, ev.Quantity), append(p.price, ev.PriceCents), append(p.amount, ev.AmountCents)
+		p.payBy, p.at = append(p.payBy, pgTime(ev.PayBy)), append(p.at, at)
+		p.h = append(p.h, historyEntry(ev.EventType(), at))
+	case domain.OrderPaid:
+		p := &w.paid
+		p.id, p.ref, p.at = append(p.id, ev.OrderID), append(p.ref, ev.PaymentRef), append(p.at, at)
+		p.h = append(p.h, historyEntry(ev.EventType(), at))
+	case domain.OrderExpired:
+		x := &w.expired
+		x.id, x.at = append(x.id, ev.OrderID), append(x.at, at)
+		x.h = append(x.h, historyEntry(ev.EventType(), at))
+	case domain.SaleCreated:
+		c := &w.saleCreated
+		c.id, c.name = append(c.id, ev.SaleID), append(c.name, ev.Name)
+		c.stock, c.price = append(c.stock, ev.Stock), append(c.price, ev.PriceCents)
+		c.limit, c.payWithinS = append(c.limit, ev.PerUserLimit), append(c.payWithinS, ev.PayWithinS)
+		c.starts, c.ends, c.at = append(c.starts, pgTime(ev.StartsAt)), append(c.ends, pgTime(ev.EndsAt)), append(c.at, at)
+	case domain.SaleEnded:
+		x := &w.saleEnded
+		x.id, x.reason, x.unsold, x.at = append(x.id, ev.SaleID), append(x.reason, ev.Reason), append(x.unsold, ev.Unsold), append(x.at, at)
+	}
+}
+
+// queue adds the wave's statements to b. Within a wave the order of the
+// statements does not matter: they touch different rows.
+func (w *wave) queue(b *pgx.Batch, q *ordersSQL) {
+	if len(w.reserved.id) > 0 {
+		b.Queue(q.history, w.reserved.id, w.reserved.h, guards[domain.TypeStockReserved])
+	}
+	if p := &w.placed; len(p.id) > 0 {
+		b.Queue(q.placed, p.id, p.sale, p.user, p.qty, p.price, p.amount, p.payBy, p.at, p.h, guards[domain.TypeOrderPlaced])
+	}
+	if p := &w.paid; len(p.id) > 0 {
+		b.Queue(q.paid, p.id, p.ref, p.at, p.h, guards[domain.TypeOrderPaid])
+	}
+	if x := &w.expired; len(x.id) > 0 {
+		b.Queue(q.expired, x.id, x.at, x.h, guards[domain.TypeOrderExpired])
+	}
+	if len(w.released.id) > 0 {
+		b.Queue(q.history, w.released.id, w.released.h, guards[domain.TypeStockReleased])
+	}
+	if c := &w.saleCreated; len(c.id) > 0 {
+		b.Queue(q.saleCreated, c.id, c.name, c.stock, c.price, c.starts, c.ends, c.limit, c.payWithinS, c.at)
+	}
+	if x := &w.saleEnded; len(x.id) > 0 {
+		b.Queue(q.saleEnded, x.id, x.reason, x.unsold, x.at)
+	}
 }

@@ -34,8 +34,13 @@ type RunnerConfig struct {
 	// batch holds at most one message per partition owned. Default 1024.
 	MaxBatch int
 	// MaxWait is the longest a batch waits for more messages after its first
-	// one. It bounds the added latency when few partitions are busy. Default 20ms.
+	// one. Default 20ms.
 	MaxWait time.Duration
+	// Linger is how long a batch waits for the next message before it is
+	// applied: partitions that are busy deliver their next message within
+	// microseconds of the previous ack, so a gap means the rest are idle.
+	// It bounds the latency added to a lone event. Default 2ms.
+	Linger time.Duration
 	// RetryMin and RetryMax bound the exponential backoff between attempts to
 	// apply a batch while Postgres fails. Defaults 100ms and 10s.
 	RetryMin, RetryMax time.Duration
@@ -57,6 +62,9 @@ func (c *RunnerConfig) setDefaults() {
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = 20 * time.Millisecond
+	}
+	if c.Linger == 0 {
+		c.Linger = 2 * time.Millisecond
 	}
 	if c.RetryMin == 0 {
 		c.RetryMin = 100 * time.Millisecond
@@ -87,8 +95,8 @@ func (c RunnerConfig) Validate() error {
 	if c.MaxBatch < 1 {
 		errs = append(errs, fmt.Errorf("max batch %d < 1", c.MaxBatch))
 	}
-	if c.MaxWait < 0 {
-		errs = append(errs, fmt.Errorf("negative max wait %s", c.MaxWait))
+	if c.MaxWait < 0 || c.Linger < 0 {
+		errs = append(errs, fmt.Errorf("negative max wait %s or linger %s", c.MaxWait, c.Linger))
 	}
 	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
 		errs = append(errs, fmt.Errorf("retry backoff %s..%s: want 0 < min <= max", c.RetryMin, c.RetryMax))
@@ -243,10 +251,11 @@ type pending struct {
 }
 
 // gather collects a batch: it waits for a first message, then takes what
-// arrives until MaxBatch, MaxWait, or until every partition of the previous
-// batch has delivered again. Each partition has at most one message in
-// flight, so once all the partitions that were busy last time are in, more
-// waiting only adds latency. open is false when the subscription has ended.
+// arrives until MaxBatch, MaxWait, a gap of Linger, or until every partition
+// of the previous batch has delivered again: each partition has at most one
+// message in flight, so once all the partitions that were busy last time are
+// in, more waiting only adds latency. open is false when the subscription has
+// ended.
 func (r *Runner) gather(ctx context.Context, msgs <-chan *message.Message, expect map[int32]bool) (batch []pending, open bool) {
 	select {
 	case <-ctx.Done():
@@ -261,8 +270,10 @@ func (r *Runner) gather(ctx context.Context, msgs <-chan *message.Message, expec
 	if expect[batch[0].rec.Partition] {
 		missing--
 	}
-	timer := time.NewTimer(r.cfg.MaxWait)
-	defer timer.Stop()
+	maxWait := time.NewTimer(r.cfg.MaxWait)
+	defer maxWait.Stop()
+	linger := time.NewTimer(r.cfg.Linger)
+	defer linger.Stop()
 	for len(batch) < r.cfg.MaxBatch && (len(expect) == 0 || missing > 0) {
 		select {
 		case m, ok := <-msgs:
@@ -274,7 +285,10 @@ func (r *Runner) gather(ctx context.Context, msgs <-chan *message.Message, expec
 			if expect[p.rec.Partition] {
 				missing--
 			}
-		case <-timer.C:
+			linger.Reset(r.cfg.Linger)
+		case <-linger.C:
+			return batch, true
+		case <-maxWait.C:
 			return batch, true
 		case <-ctx.Done():
 			return batch, true
@@ -300,8 +314,10 @@ func (r *Runner) pending(m *message.Message) pending {
 
 // commit applies batch until it commits, then acks it. While ctx is live it
 // retries forever with backoff: a projection that skipped a batch would be
-// wrong for good, one that waits is only late. Once ctx is done it keeps
-// trying for StopTimeout and then gives up, leaving the messages unacked.
+// wrong for good, one that waits is only late. Once ctx is done the batch in
+// hand is still finished (a stop must not waste the work of a transaction
+// under way), but within StopTimeout; after that commit gives up and leaves
+// the messages unacked, to be redelivered to the next run.
 func (r *Runner) commit(ctx context.Context, batch []pending) error {
 	recs := make([]Record, len(batch))
 	for i, p := range batch {
@@ -310,16 +326,21 @@ func (r *Runner) commit(ctx context.Context, batch []pending) error {
 		}
 		recs[i] = p.rec
 	}
-	applyCtx, stopping := ctx, false
+	applyCtx, cancelApply := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelApply()
+	var stopTimer atomic.Pointer[time.Timer]
+	defer func() {
+		if t := stopTimer.Load(); t != nil {
+			t.Stop()
+		}
+	}()
+	defer context.AfterFunc(ctx, func() {
+		r.setState(StateStopping)
+		stopTimer.Store(time.AfterFunc(r.cfg.StopTimeout, cancelApply))
+	})()
+
 	backoff := r.cfg.RetryMin
 	for {
-		if !stopping && ctx.Err() != nil {
-			stopping = true
-			r.setState(StateStopping)
-			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.StopTimeout)
-			defer cancel() // runs once: stopping is set only once
-			applyCtx = stopCtx
-		}
 		res, err := r.applier.Apply(applyCtx, recs)
 		if err == nil {
 			// Ack only now: the rows and the checkpoints are durable, so the
@@ -331,15 +352,13 @@ func (r *Runner) commit(ctx context.Context, batch []pending) error {
 			return nil
 		}
 		r.failed(err)
-		if stopping && applyCtx.Err() != nil {
-			return fmt.Errorf("projection %s: stop before the last batch committed: %w", r.Name(), err)
+		if applyCtx.Err() != nil {
+			return fmt.Errorf("projection %s: stopped before the batch in hand committed: %w", r.Name(), err)
 		}
 		r.log.Warn("apply batch failed; retrying", "records", len(recs), "backoff", backoff, "err", err)
 		wait := time.NewTimer(backoff)
 		select {
 		case <-wait.C:
-		case <-ctx.Done():
-			wait.Stop()
 		case <-applyCtx.Done():
 			wait.Stop()
 		}

@@ -48,7 +48,7 @@ func runDev(ctx context.Context, c cli, args []string) error {
 		return err
 	}
 	defer pg.Stop()
-	if err := pg.CreateDatabase(ctx, "seckill"); err != nil && !strings.Contains(err.Error(), "already exists") {
+	if err := pg.EnsureDatabase(ctx, "seckill"); err != nil {
 		return err
 	}
 	broker, err := eventstore.StartBroker(ctx, eventstore.BrokerConfig{

@@ -153,7 +153,9 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 		bg.Go(func() error { return relay.Run(bgCtx) })
 	}
 	if sys.has("sweeper") {
-		bg.Go(func() error { return gate.RunSweeper(bgCtx, commands.SweeperConfig{Interval: sys.sweepEvery, Logger: log}) })
+		bg.Go(func() error {
+			return gate.RunSweeper(bgCtx, commands.SweeperConfig{Interval: sys.sweepEvery, Logger: log})
+		})
 	}
 	orders, err := projections.NewOrders(projections.OrdersConfig{}, pool)
 	if err != nil {

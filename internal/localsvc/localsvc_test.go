@@ -364,6 +364,11 @@ func TestPostgresDatabases(t *testing.T) {
 	if err := p.CreateDatabase(ctx, "Db-3"); err == nil {
 		t.Error("creating an existing database succeeded")
 	}
+	for range 2 {
+		if err := p.EnsureDatabase(ctx, "Db-9"); err != nil {
+			t.Errorf("EnsureDatabase: %v", err)
+		}
+	}
 
 	// DropDatabase ends the sessions that a test forgot to close.
 	conn, err := pgx.Connect(ctx, p.DSN("Db-3"))
@@ -405,6 +410,18 @@ func count(t *testing.T, p *Postgres, db, sql string) int {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+func TestPostgresLongDirHasNoSocket(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	p := startTestPostgres(t, PostgresConfig{Dir: dir, Fast: true})
+	if p.SocketDir() != "" {
+		t.Errorf("SocketDir() = %q, want none: %d bytes do not fit a socket path", p.SocketDir(), len(dir))
+	}
+	if got := count(t, p, "postgres", "SELECT 1"); got != 1 {
+		t.Errorf("SELECT 1 = %d", got)
+	}
 }
 
 // TestChildrenDieWithParent kills a process that started servers and checks

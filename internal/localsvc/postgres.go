@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // PostgresConfig configures a local Postgres server.
@@ -271,7 +272,7 @@ func (p *Postgres) initdb(ctx context.Context, bin string) error {
 	if p.cfg.Fast {
 		args = append(args, "--no-sync")
 	}
-	pr, err := startProc(bin, args, p.cfg.Dir, filepath.Join(p.cfg.Dir, "postgres.log"), p.cred)
+	pr, err := startProc(bin, args, p.cfg.Dir, p.LogFile(), p.cred)
 	if err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
@@ -306,7 +307,7 @@ func (p *Postgres) start(ctx context.Context, port int) error {
 		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")
 	}
 	args = append(args, p.cfg.ExtraArgs...)
-	pr, err := startProc(p.bin, args, p.cfg.Dir, filepath.Join(p.cfg.Dir, "postgres.log"), p.cred)
+	pr, err := startProc(p.bin, args, p.cfg.Dir, p.LogFile(), p.cred)
 	if err != nil {
 		return err
 	}
@@ -328,7 +329,7 @@ func (p *Postgres) removeStalePid() error {
 		return nil
 	}
 	if pid, err := strconv.Atoi(line); err == nil && pid > 0 && servesDataDir(pid, p.dataDir) {
-		return fmt.Errorf("a Postgres server (pid %d) already runs on %s", pid, p.dataDir)
+		return fmt.Errorf("a Postgres server (pid %d) already runs on %s; if it does not, remove %s", pid, p.dataDir, pidFile)
 	}
 	if err := os.Remove(pidFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove stale %s: %w", pidFile, err)
@@ -410,6 +411,9 @@ func (p *Postgres) User() string { return p.cfg.User }
 // Dir is the directory given in PostgresConfig, made absolute.
 func (p *Postgres) Dir() string { return p.cfg.Dir }
 
+// LogFile is the server's log (initdb's output too).
+func (p *Postgres) LogFile() string { return filepath.Join(p.cfg.Dir, "postgres.log") }
+
 // DataDir is the cluster directory inside Dir.
 func (p *Postgres) DataDir() string { return p.dataDir }
 
@@ -426,6 +430,16 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name string) error {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	return nil
+}
+
+// EnsureDatabase creates database name unless it exists, for `seckill dev`
+// starting on a data folder that it made before.
+func (p *Postgres) EnsureDatabase(ctx context.Context, name string) error {
+	err := p.CreateDatabase(ctx, name)
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P04" { // duplicate_database
+		return nil
+	}
+	return err
 }
 
 // DropDatabase drops database name if it exists, ending its sessions first.

@@ -134,7 +134,7 @@ func (r *Redis) start(ctx context.Context, port int) error {
 		"--appendfsync", r.cfg.AppendFsync,
 	}
 	args = append(args, r.cfg.ExtraArgs...)
-	p, err := startProc(r.bin, args, r.cfg.Dir, filepath.Join(r.cfg.Dir, "redis.log"), nil)
+	p, err := startProc(r.bin, args, r.cfg.Dir, r.LogFile(), nil)
 	if err != nil {
 		return err
 	}
@@ -228,6 +228,9 @@ func (r *Redis) Port() int { return r.cfg.Port }
 
 // Dir is the server's data directory.
 func (r *Redis) Dir() string { return r.cfg.Dir }
+
+// LogFile is the server's log.
+func (r *Redis) LogFile() string { return filepath.Join(r.cfg.Dir, "redis.log") }
 
 // redisStopTimeout is how long Stop waits for a graceful shutdown, which
 // fsyncs the append-only file, before it kills the server.

@@ -168,8 +168,9 @@ func PostgresServer(t testing.TB, cfg ...localsvc.PostgresConfig) *localsvc.Post
 
 // Kafka starts a fresh in-process Kafka-protocol cluster (one kfake broker on
 // loopback) for this test and returns its seed brokers. With partitions > 0
-// the topic Topic exists with that many partitions; with 0 the code under
-// test has to create it, as the eventstore does in production. The cluster
+// the topic Topic exists with that many partitions, configured as the
+// embedded broker of `seckill dev` makes it (kept forever); with 0 the code
+// under test has to create it, as the eventstore does at start. The cluster
 // is closed when the test ends.
 func Kafka(t testing.TB, partitions int) []string {
 	t.Helper()
@@ -181,15 +182,23 @@ func Kafka(t testing.TB, partitions int) []string {
 // ours and so override them.
 func KafkaCluster(t testing.TB, partitions int, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
-	all := []kfake.Opt{kfake.NumBrokers(1)}
+	all := []kfake.Opt{kfake.NumBrokers(1), kfake.ClusterID("seckill")}
 	if partitions > 0 {
-		all = append(all, kfake.SeedTopics(int32(partitions), Topic))
+		// Topics that the code under test creates with the default count
+		// get the same number.
+		all = append(all, kfake.DefaultNumPartitions(partitions))
 	}
 	c, err := kfake.NewCluster(append(all, opts...)...)
 	if err != nil {
 		t.Fatalf("testenv: start kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
+	if partitions > 0 {
+		err := c.CreateTopic(Topic, int32(partitions), map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
+		if err != nil {
+			t.Fatalf("testenv: create topic %s: %v", Topic, err)
+		}
+	}
 	return c
 }
 

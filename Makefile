@@ -1,0 +1,57 @@
+# The entry points of README.md. `make test` and `make dev` first install what
+# a fresh Debian machine lacks (see deps); everything else is plain go tooling.
+
+GO ?= go
+GOFMT := $(shell $(GO) env GOROOT)/bin/gofmt
+# apt needs root. CI runs as root, often without sudo installed, so sudo only
+# when we are not root already.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Extra arguments for `make dev`, e.g. make dev ARGS='--data /tmp/sk'.
+ARGS ?=
+
+.PHONY: deps test test-short dev build lint
+
+# deps installs the servers that tests and `seckill dev` start (redis-server,
+# PostgreSQL; Debian keeps the Postgres binaries in /usr/lib/postgresql/*/bin,
+# off PATH, which is where internal/localsvc looks too) and the C compiler
+# that -race needs, then downloads the Go modules.
+deps:
+	@pkgs=""; \
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || pkgs="$$pkgs redis-server"; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs="$$pkgs postgresql"; \
+	command -v "$$($(GO) env CC)" >/dev/null 2>&1 || pkgs="$$pkgs gcc libc6-dev"; \
+	if [ -n "$$pkgs" ]; then \
+		if ! command -v apt-get >/dev/null 2>&1; then \
+			echo "missing:$$pkgs; install them with your package manager" >&2; exit 1; \
+		fi; \
+		echo "installing$$pkgs"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$pkgs; \
+	fi
+	$(GO) mod download
+
+# test runs everything against real Redis and Postgres started by the tests
+# (internal/testenv) and the in-process Kafka broker.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# test-short is the quick loop: no race detector, and tests that check
+# testing.Short() leave out their long runs.
+test-short: deps
+	$(GO) test -short -count=1 ./...
+
+dev: deps
+	$(GO) run ./cmd/seckill dev $(ARGS)
+
+build:
+	$(GO) build -o bin/seckill ./cmd/seckill
+
+# lint checks formatting, runs go vet, and keeps domain free of our other
+# packages (DESIGN.md: dependencies point inward).
+lint:
+	@unformatted="$$($(GOFMT) -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-ed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	@bad="$$($(GO) list -deps ./domain | grep '^github.com/seckill/seckill/' | grep -v '^github.com/seckill/seckill/domain$$' || true)"; \
+	if [ -n "$$bad" ]; then echo "domain imports our packages:"; echo "$$bad"; exit 1; fi

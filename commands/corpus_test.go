@@ -1,0 +1,160 @@
+package commands_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/seckill/seckill/commands"
+	"github.com/seckill/seckill/domain"
+)
+
+// recordCorpus makes TestRecordCorpus write the envelopes the gate produces
+// into domain/testdata/corpus, which domain's corpus test decodes on every
+// run. Run it after adding an event type or a schema version:
+//
+//	go test ./commands -run TestRecordCorpus -record-corpus
+//
+// Files already there are never rewritten: the corpus, like the log, only
+// grows, so an envelope recorded by an old build keeps proving that the
+// current build still reads it.
+var recordCorpus = flag.Bool("record-corpus", false, "write the gate's envelopes into domain/testdata/corpus")
+
+const corpusDir = "../domain/testdata/corpus"
+
+// TestRecordCorpus drives every gate code path that writes an event (create,
+// purchase with and without an idempotency key, pay, expire to the pool and
+// to regular inventory, end early and at the window's close) and records one
+// envelope of each kind, byte for byte as the outbox holds it.
+func TestRecordCorpus(t *testing.T) {
+	if !*recordCorpus {
+		t.Log("recording is off; pass -record-corpus to write domain/testdata/corpus")
+	}
+	ctx := context.Background()
+	f := newFixture(t)
+
+	s := f.sale(t, 10, 3, time.Minute)
+	// Purchases: one without a key, one with; one gets paid, one expires
+	// while the sale runs (to the pool).
+	paid, err := f.gate.Purchase(ctx, commands.Purchase{SaleID: s.ID, UserID: "alice", Quantity: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.gate.Purchase(ctx, commands.Purchase{SaleID: s.ID, UserID: "bob", IdempotencyKey: "attempt-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.gate.Pay(ctx, commands.Pay{OrderID: paid.OrderID, UserID: "alice", PaymentRef: "pay-1"}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	if _, err := f.gate.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A reservation that expires after its sale was ended early: its units go
+	// to regular inventory.
+	if _, err := f.gate.Purchase(ctx, commands.Purchase{SaleID: s.ID, UserID: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.gate.EndSale(ctx, commands.EndSale{SaleID: s.ID}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	if _, err := f.gate.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A sale the sweeper closes at the end of its window.
+	s2 := f.sale(t, 1, 1, time.Minute)
+	f.clock.Set(s2.EndsAt.Add(time.Second))
+	if _, err := f.gate.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	recorded := map[string][]byte{}
+	streams, err := f.rdb.SMembers(ctx, f.gate.OutboxesKey()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range streams {
+		entries, err := f.rdb.XRange(ctx, st, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			for i := 1; i <= len(e.Values); i++ {
+				raw := []byte(e.Values[strconv.Itoa(i)].(string))
+				name, err := corpusName(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := recorded[name]; !ok {
+					recorded[name] = raw
+				}
+			}
+		}
+	}
+	for _, typ := range domain.EventTypes() {
+		v, _ := domain.CurrentVersion(typ)
+		found := false
+		for name := range recorded {
+			if len(name) > len(typ) && name[:len(typ)+1] == typ+"." && name[len(typ)+1:len(typ)+2+len(strconv.Itoa(v))] == "v"+strconv.Itoa(v) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the gate wrote no %s v%d: the recorder misses a code path", typ, v)
+		}
+	}
+	if !*recordCorpus {
+		return
+	}
+	if err := os.MkdirAll(corpusDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range recorded {
+		p := filepath.Join(corpusDir, name+".json")
+		if _, err := os.Stat(p); err == nil {
+			continue
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, append(raw, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s", p)
+	}
+}
+
+// corpusName names a recorded envelope TYPE.vVERSION[.VARIANT], the variant
+// telling apart envelopes of one type whose payloads take different shapes.
+func corpusName(raw []byte) (string, error) {
+	env, err := domain.DecodeEnvelope(raw)
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("%s.v%d", env.Type, env.Version)
+	var p map[string]any
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		return "", err
+	}
+	switch env.Type {
+	case domain.TypeStockReleased:
+		if p["to_pool"] == true {
+			return name + ".to_pool", nil
+		}
+		return name + ".to_inventory", nil
+	case domain.TypeSaleEnded:
+		return name + "." + fmt.Sprint(p["reason"]), nil
+	case domain.TypeOrderPlaced:
+		if k, _ := p["idempotency_key"].(string); k != "" {
+			return name + ".idempotency_key", nil
+		}
+	}
+	return name, nil
+}
