@@ -69,11 +69,12 @@ type command struct {
 
 func subcommands() map[string]command {
 	return map[string]command{
-		"dev":     {"run everything on this machine: broker, Redis, Postgres, API", runDev},
-		"serve":   {"run the service against real Kafka, Redis and Postgres", runServe},
-		"broker":  {"run the embedded Kafka-protocol broker alone", runBroker},
-		"migrate": {"apply the database migrations", runMigrate},
-		"token":   {"mint a JWT for a user (or an admin)", runToken},
+		"dev":      {"run everything on this machine: broker, Redis, Postgres, API", runDev},
+		"serve":    {"run the service against real Kafka, Redis and Postgres", runServe},
+		"broker":   {"run the embedded Kafka-protocol broker alone", runBroker},
+		"migrate":  {"apply the database migrations", runMigrate},
+		"token":    {"mint a JWT for a user (or an admin)", runToken},
+		"loadtest": {"send a bounded purchase burst at a running seckill on loopback and check the outcome", runLoadtest},
 	}
 }
 
