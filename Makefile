@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Extra arguments for `make dev`, e.g. make dev ARGS='--data /tmp/sk'.
 ARGS ?=
 
-.PHONY: deps test test-short dev build lint
+.PHONY: deps test test-short dev build lint bench bench-quick
 
 # deps installs the servers that tests and `seckill dev` start (redis-server,
 # PostgreSQL; Debian keeps the Postgres binaries in /usr/lib/postgresql/*/bin,
@@ -55,3 +55,12 @@ lint:
 	$(GO) vet ./...
 	@bad="$$($(GO) list -deps ./domain | grep '^github.com/seckill/seckill/' | grep -v '^github.com/seckill/seckill/domain$$' || true)"; \
 	if [ -n "$$bad" ]; then echo "domain imports our packages:"; echo "$$bad"; exit 1; fi
+
+# bench measures the system and its ceilings in one run on this machine and
+# writes BENCHMARKS.md (about 5 minutes, the million-attempt sale included).
+bench: deps
+	$(GO) run ./bench
+
+# bench-quick is a smoke run of the same phases with small counts; it writes nothing.
+bench-quick: deps
+	$(GO) run ./bench -quick

@@ -115,11 +115,11 @@ func checkOutcome(ctx context.Context, c cli, api *apiClient, saleID string, res
 		problems = append(problems, fmt.Sprintf("accepted %d, want min(stock, users, attempts) = %d", accepted, want))
 	}
 	orders := make([]string, 0, len(res.Kept))
-	for _, b := range res.Kept {
+	for _, k := range res.Kept {
 		var r struct {
 			OrderID string `json:"order_id"`
 		}
-		if json.Unmarshal(b, &r) == nil && r.OrderID != "" {
+		if json.Unmarshal(k.Body, &r) == nil && r.OrderID != "" {
 			orders = append(orders, r.OrderID)
 		}
 	}

@@ -99,8 +99,8 @@ type Result struct {
 	Failed    int
 	FirstErr  string
 	latencies []time.Duration
-	// Bodies of 2xx answers, when Config asked to keep them (see Run's keep).
-	Kept [][]byte
+	// Kept holds the 2xx answers Run's keep asked for.
+	Kept []Kept
 }
 
 // Throughput is answered requests per second.
@@ -191,7 +191,7 @@ func Run(ctx context.Context, cfg Config, keep func(status int) bool) (Result, e
 					}
 					t0 = d
 				}
-				wk.send(ctx, client, base, cfg.Next(i), t0, keep)
+				wk.send(ctx, client, base, i, cfg.Next(i), t0, keep)
 				done.Add(1)
 			}
 		}()
@@ -242,16 +242,22 @@ func Run(ctx context.Context, cfg Config, keep func(status int) bool) (Result, e
 	return res, nil
 }
 
+// Kept is the answer to request Index.
+type Kept struct {
+	Index int
+	Body  []byte
+}
+
 type worker struct {
 	sent, failed int
 	firstErr     string
 	byStatus     map[int]int
 	byCode       map[string]int
 	latencies    []time.Duration
-	kept         [][]byte
+	kept         []Kept
 }
 
-func (w *worker) send(ctx context.Context, c *http.Client, base string, r Request, t0 time.Time, keep func(int) bool) {
+func (w *worker) send(ctx context.Context, c *http.Client, base string, i int, r Request, t0 time.Time, keep func(int) bool) {
 	w.sent++
 	var body io.Reader
 	if r.Body != nil {
@@ -291,7 +297,7 @@ func (w *worker) send(ctx context.Context, c *http.Client, base string, r Reques
 			w.byCode[e.Error.Code]++
 		}
 	} else if keep != nil && keep(resp.StatusCode) {
-		w.kept = append(w.kept, b)
+		w.kept = append(w.kept, Kept{Index: i, Body: b})
 	}
 }
 

@@ -1,0 +1,609 @@
+// Command bench measures seckill against its ceilings in ONE run on one
+// machine and writes BENCHMARKS.md. Absolute numbers on a shared 2-core box are
+// noise; the ratios to ceilings measured minutes apart under the same load
+// generator are the signal.
+//
+//	go run ./bench            (make bench)
+//	go run ./bench -quick     (smaller counts, a smoke run)
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seckill/seckill/commands"
+	"github.com/seckill/seckill/domain"
+	shttp "github.com/seckill/seckill/http"
+	"github.com/seckill/seckill/internal/loadgen"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	out     string
+	quick   bool
+	million bool
+	conc    int
+	n       int
+}
+
+// row is one line of the results table.
+type row struct {
+	name, value, ceiling, ratio, note string
+}
+
+type bench struct {
+	cfg     config
+	w       io.Writer
+	bin     string
+	dir     string
+	api     string
+	devPID  int
+	secret  []byte
+	admin   string
+	dev     devState
+	rows    []row
+	details []string
+}
+
+type devState struct {
+	RedisURL    string `json:"redis_url"`
+	DatabaseURL string `json:"database_url"`
+	Brokers     string `json:"kafka_brokers"`
+	HTTPAddr    string `json:"http_addr"`
+	PID         int    `json:"pid"`
+}
+
+func run(ctx context.Context, args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var cfg config
+	fs.StringVar(&cfg.out, "out", "BENCHMARKS.md", "where to write the report")
+	fs.BoolVar(&cfg.quick, "quick", false, "small counts: a smoke run, not a measurement")
+	fs.BoolVar(&cfg.million, "million", true, "also run the million-attempt sale (1,000,000 attempts, 200,000 users, 1,000 stock)")
+	fs.IntVar(&cfg.conc, "concurrency", 64, "concurrent connections of every load phase")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.n = 60_000
+	if cfg.quick {
+		cfg.n, cfg.million = 3_000, false
+	}
+	dir, err := os.MkdirTemp("", "seckill-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{cfg: cfg, w: w, dir: dir}
+	if err := b.build(ctx); err != nil {
+		return err
+	}
+	stopDev, err := b.startDev(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopDev()
+	ceilingURL, stopCeiling, err := b.startCeiling(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopCeiling()
+
+	begin := time.Now()
+	empty, err := b.load(ctx, "ceiling 1: empty chi handler", ceilingURL, cfg.n, 1, "/v1/sales/x/purchase", nil, 0)
+	if err != nil {
+		return err
+	}
+	soldOut, err := b.soldOutPath(ctx)
+	if err != nil {
+		return err
+	}
+	direct, err := b.directLua(ctx)
+	if err != nil {
+		return err
+	}
+	purchase, paySale, kept, err := b.purchasePath(ctx)
+	if err != nil {
+		return err
+	}
+	pay, err := b.payPath(ctx, paySale, kept)
+	if err != nil {
+		return err
+	}
+	b.rows = append(b.rows,
+		row{"empty chi handler (ceiling 1)", rate(empty.Throughput()), "", "", lat(empty)},
+		row{"sold-out rejection path", rate(soldOut.Throughput()), "ceiling 1", pct(soldOut.Throughput(), empty.Throughput()), lat(soldOut)},
+		row{"purchase Lua script, direct (ceiling 2)", rate(direct.perSec), "", "", direct.lat},
+		row{"purchase path, stock available", rate(purchase.Throughput()), "ceiling 1 / ceiling 2",
+			pct(purchase.Throughput(), empty.Throughput()) + " / " + pct(purchase.Throughput(), direct.perSec), lat(purchase)},
+		row{"pay path", rate(pay.Throughput()), "ceiling 1", pct(pay.Throughput(), empty.Throughput()), lat(pay)},
+	)
+	if err := b.lag(ctx); err != nil {
+		return err
+	}
+	if cfg.million {
+		if err := b.millionSale(ctx); err != nil {
+			return err
+		}
+	}
+	if hwm, cur, err := rss(b.devPID); err == nil {
+		b.rows = append(b.rows, row{"API process RSS (peak / now)", fmt.Sprintf("%d MB / %d MB", hwm>>20, cur>>20), "", "", "the `seckill dev` process: API, relay, projector, sweeper"})
+	}
+	took := time.Since(begin)
+	report := b.report(took)
+	fmt.Fprint(w, "\n"+report)
+	if cfg.quick && cfg.out == "BENCHMARKS.md" {
+		fmt.Fprintln(w, "(quick run: BENCHMARKS.md not written)")
+		return nil
+	}
+	return os.WriteFile(cfg.out, []byte(report), 0o644)
+}
+
+func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.w, format+"\n", args...) }
+
+func (b *bench) build(ctx context.Context) error {
+	b.bin = filepath.Join(b.dir, "seckill")
+	b.logf("building seckill ...")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/seckill")
+	cmd.Stdout, cmd.Stderr = b.w, os.Stderr
+	return cmd.Run()
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startDev runs `seckill dev` as its own process (so its RSS is its own) and
+// waits until it is ready.
+func (b *bench) startDev(ctx context.Context) (func(), error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(b.dir, "data")
+	log, err := os.Create(filepath.Join(b.dir, "dev.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(b.bin, "dev", "--data", data, "--addr", addr)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	b.logf("starting seckill dev on %s ...", addr)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		log.Close()
+	}
+	b.devPID, b.api = cmd.Process.Pid, "http://"+addr
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if resp, err := http.Get(b.api + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			out, _ := os.ReadFile(log.Name())
+			return nil, fmt.Errorf("seckill dev not ready:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	raw, err := os.ReadFile(filepath.Join(data, "dev.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &b.dev)
+	}
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("read dev.json: %w", err)
+	}
+	secret, err := os.ReadFile(filepath.Join(data, "jwt.secret"))
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	b.secret = []byte(strings.TrimSpace(string(secret)))
+	if b.admin, err = shttp.NewToken(b.secret, "bench-admin", true, 2*time.Hour); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+func (b *bench) startCeiling(ctx context.Context) (string, func(), error) {
+	cmd := exec.Command(b.bin, "ceiling", "--addr", "127.0.0.1:0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("ceiling server: %w", err)
+	}
+	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening on ")), stop, nil
+}
+
+// load runs one closed-loop phase (or open loop when perSec > 0).
+func (b *bench) load(ctx context.Context, name, base string, n, users int, path string, next func(i int) loadgen.Request, perSec float64) (loadgen.Result, error) {
+	if next == nil {
+		tokens, err := b.tokens("u", users)
+		if err != nil {
+			return loadgen.Result{}, err
+		}
+		next = func(i int) loadgen.Request {
+			return loadgen.Request{Method: "POST", Path: path, Header: http.Header{"Authorization": {tokens[i%len(tokens)]}}}
+		}
+	}
+	res, err := loadgen.Run(ctx, loadgen.Config{
+		BaseURL: base, Concurrency: b.cfg.conc, Rate: perSec, Requests: n, Duration: 3 * time.Minute, Next: next,
+	}, func(status int) bool { return status == http.StatusAccepted })
+	if err != nil {
+		return res, err
+	}
+	b.logf("%s", res.Table(name))
+	b.details = append(b.details, "```\n"+res.Table(name)+"```")
+	return res, nil
+}
+
+func (b *bench) tokens(prefix string, n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		t, err := shttp.NewToken(b.secret, prefix+strconv.Itoa(i), false, 2*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = "Bearer " + t
+	}
+	return out, nil
+}
+
+func (b *bench) createSale(ctx context.Context, stock int) (string, error) {
+	now := time.Now().UTC()
+	body := fmt.Sprintf(`{"name":"bench","stock":%d,"price_cents":100,"per_user_limit":1,"starts_at":%q,"ends_at":%q}`,
+		stock, now.Add(-time.Second).Format(time.RFC3339), now.Add(2*time.Hour).Format(time.RFC3339))
+	var sale struct {
+		ID string `json:"id"`
+	}
+	if err := b.call(ctx, "POST", "/v1/sales", b.admin, body, http.StatusCreated, &sale); err != nil {
+		return "", err
+	}
+	return sale.ID, nil
+}
+
+func (b *bench) call(ctx context.Context, method, path, token, body string, want int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, b.api+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+func (b *bench) soldOutPath(ctx context.Context) (loadgen.Result, error) {
+	sale, err := b.createSale(ctx, 1)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	tok, err := shttp.NewToken(b.secret, "first-buyer", false, time.Hour)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	if err := b.call(ctx, "POST", "/v1/sales/"+sale+"/purchase", tok, "", http.StatusAccepted, nil); err != nil {
+		return loadgen.Result{}, err
+	}
+	res, err := b.load(ctx, "sold-out rejection path", b.api, b.cfg.n, 10_000, "/v1/sales/"+sale+"/purchase", nil, 0)
+	if err == nil && res.ByCode["sold_out"] != res.Sent {
+		err = fmt.Errorf("sold-out phase: %d of %d answered sold_out", res.ByCode["sold_out"], res.Sent)
+	}
+	return res, err
+}
+
+// purchasePath buys with n distinct users from a sale with stock for all.
+func (b *bench) purchasePath(ctx context.Context) (loadgen.Result, string, []loadgen.Kept, error) {
+	sale, err := b.createSale(ctx, b.cfg.n)
+	if err != nil {
+		return loadgen.Result{}, "", nil, err
+	}
+	res, err := b.load(ctx, "purchase path (stock available)", b.api, b.cfg.n, b.cfg.n, "/v1/sales/"+sale+"/purchase", nil, 0)
+	if err == nil && res.ByStatus[http.StatusAccepted] != res.Sent {
+		err = fmt.Errorf("purchase phase: %d of %d accepted", res.ByStatus[http.StatusAccepted], res.Sent)
+	}
+	return res, sale, res.Kept, err
+}
+
+// payPath pays every order of the purchase phase, each by its owner.
+func (b *bench) payPath(ctx context.Context, sale string, kept []loadgen.Kept) (loadgen.Result, error) {
+	tokens, err := b.tokens("u", b.cfg.n)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	type pay struct{ order, token string }
+	pays := make([]pay, 0, len(kept))
+	for _, k := range kept {
+		var r struct {
+			OrderID string `json:"order_id"`
+		}
+		if json.Unmarshal(k.Body, &r) == nil {
+			pays = append(pays, pay{r.OrderID, tokens[k.Index%len(tokens)]})
+		}
+	}
+	body := []byte(`{"payment_ref":"bench"}`)
+	res, err := b.load(ctx, "pay path", b.api, len(pays), 0, "", func(i int) loadgen.Request {
+		return loadgen.Request{Method: "POST", Path: "/v1/orders/" + pays[i].order + "/pay", Body: body,
+			Header: http.Header{"Authorization": {pays[i].token}}}
+	}, 0)
+	if err == nil && res.ByStatus[http.StatusOK] != res.Sent {
+		err = fmt.Errorf("pay phase: %d of %d paid (%v)", res.ByStatus[http.StatusOK], res.Sent, res.ByCode)
+	}
+	return res, err
+}
+
+type directResult struct {
+	perSec float64
+	lat    string
+}
+
+// directLua calls the gate's purchase (Go encoding + one EVALSHA) straight
+// against the same Redis at the same concurrency: no HTTP, no JSON request.
+func (b *bench) directLua(ctx context.Context) (directResult, error) {
+	opt, err := redis.ParseURL(b.dev.RedisURL)
+	if err != nil {
+		return directResult{}, err
+	}
+	opt.PoolSize = b.cfg.conc * 2
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	gate, err := commands.NewGate(commands.GateConfig{}, rdb)
+	if err != nil {
+		return directResult{}, err
+	}
+	sale, err := gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
+		Name: "bench-direct", Stock: int64(b.cfg.n), StartsAt: time.Now().Add(-time.Second), EndsAt: time.Now().Add(time.Hour),
+	}})
+	if err != nil {
+		return directResult{}, err
+	}
+	var (
+		next   atomic.Int64
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		lats   []time.Duration
+		failed atomic.Int64
+	)
+	start := time.Now()
+	for range b.cfg.conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= b.cfg.n {
+					break
+				}
+				t0 := time.Now()
+				if _, err := gate.Purchase(ctx, commands.Purchase{SaleID: sale.ID, UserID: "d" + strconv.Itoa(i)}); err != nil {
+					failed.Add(1)
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lats = append(lats, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if failed.Load() > 0 {
+		return directResult{}, fmt.Errorf("direct Lua: %d purchases failed", failed.Load())
+	}
+	slices.Sort(lats)
+	p := func(q float64) time.Duration { return lats[min(len(lats)-1, int(q*float64(len(lats))))] }
+	d := directResult{perSec: float64(b.cfg.n) / elapsed.Seconds(),
+		lat: fmt.Sprintf("p50 %s p99 %s", p(0.50).Round(time.Microsecond), p(0.99).Round(time.Microsecond))}
+	b.logf("ceiling 2: direct Lua purchase: %d in %.2fs (%.0f/s), %s", b.cfg.n, elapsed.Seconds(), d.perSec, d.lat)
+	b.details = append(b.details, fmt.Sprintf("```\nceiling 2: direct purchase script (gate.Purchase, %d goroutines)\n  requests    %d in %.2fs (%.0f/s)\n  latency     %s\n```", b.cfg.conc, b.cfg.n, elapsed.Seconds(), d.perSec, d.lat))
+	return d, nil
+}
+
+// lag drives a steady open-loop purchase rate and reads, from the orders read
+// model, how long each order took from the gate's decision (placed_at) to the
+// projection applying it (updated_at).
+func (b *bench) lag(ctx context.Context) error {
+	perSec, secs := 5000.0, 8
+	if b.cfg.quick {
+		perSec, secs = 500, 4
+	}
+	n := int(perSec) * secs
+	sale, err := b.createSale(ctx, n)
+	if err != nil {
+		return err
+	}
+	res, err := b.load(ctx, fmt.Sprintf("steady purchases at %.0f/s for the lag measurement", perSec), b.api, n, n, "/v1/sales/"+sale+"/purchase", nil, perSec)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, b.dev.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	accepted := res.ByStatus[http.StatusAccepted]
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var have int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM orders WHERE sale_id = $1 AND status <> ''`, sale).Scan(&have); err != nil {
+			return err
+		}
+		if have >= accepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lag phase: read model has %d of %d orders after 60s", have, accepted)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var p50, p99, pmax float64
+	if err := conn.QueryRow(ctx, `
+		SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l), percentile_cont(0.99) WITHIN GROUP (ORDER BY l), max(l)
+		FROM (SELECT extract(epoch FROM updated_at - placed_at) * 1000 AS l FROM orders WHERE sale_id = $1) x`, sale).
+		Scan(&p50, &p99, &pmax); err != nil {
+		return err
+	}
+	b.rows = append(b.rows, row{fmt.Sprintf("gate → read model lag at %.0f purchases/s", perSec),
+		fmt.Sprintf("p50 %.0f ms, p99 %.0f ms", p50, p99), "target p99 < 1 s", "", fmt.Sprintf("max %.0f ms; %.0f req/s achieved", pmax, res.Throughput())})
+	return nil
+}
+
+// millionSale runs the documented scenario with the real CLI, which also
+// checks the outcome (exactly the stock accepted; read model has every order).
+func (b *bench) millionSale(ctx context.Context) error {
+	b.logf("million-attempt sale: 1,000,000 attempts from 200,000 users, stock 1,000 ...")
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, b.bin, "loadtest", "--data", filepath.Join(b.dir, "data"), "--url", b.api,
+		"--stock", "1000", "--users", "200000", "--requests", "1000000", "--concurrency", strconv.Itoa(b.cfg.conc), "--duration", "5m")
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	b.logf("%s", out)
+	if err != nil {
+		return fmt.Errorf("million-attempt sale: %w", err)
+	}
+	var res []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "  ") && !strings.Contains(l, "requests  ") || strings.HasPrefix(l, "result") || strings.HasPrefix(l, "outcome") || strings.HasPrefix(l, "read model") || strings.Contains(l, "requests    ") {
+			res = append(res, l)
+		}
+	}
+	b.details = append(b.details, "```\nmillion-attempt sale (seckill loadtest --stock 1000 --users 200000 --requests 1000000)\n"+strings.Join(res, "\n")+"\n```")
+	b.rows = append(b.rows, row{"million-attempt sale (1M attempts, 200k users, 1,000 stock)", fmt.Sprintf("%.1f s total", took.Seconds()), "", "", "exactly 1,000 accepted; read model checked"})
+	return nil
+}
+
+// rss returns the peak and current resident set of pid.
+func rss(pid int) (peak, now int64, err error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmHWM:":
+			peak = kb << 10
+		case "VmRSS:":
+			now = kb << 10
+		}
+	}
+	if peak == 0 {
+		return 0, 0, errors.New("no VmHWM")
+	}
+	return peak, now, nil
+}
+
+func rate(perSec float64) string { return fmt.Sprintf("%.0f req/s", perSec) }
+
+func pct(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*a/b)
+}
+
+func lat(r loadgen.Result) string {
+	return fmt.Sprintf("p50 %s p99 %s p99.9 %s", r.Percentile(50).Round(time.Microsecond), r.Percentile(99).Round(time.Microsecond), r.Percentile(99.9).Round(time.Microsecond))
+}
+
+func (b *bench) report(took time.Duration) string {
+	var s strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&s, "# Benchmarks\n\nMeasured by `make bench` (`go run ./bench`) on %s: %d cores (GOMAXPROCS %d), %s memory, %s/%s, %s. One run, %s in all.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version(), took.Round(time.Second))
+	fmt.Fprintf(&s, "Everything runs on this one machine: the load generator (this process), `seckill dev` (API, relay, projector and sweeper in one process, with its own redis-server, Postgres and the embedded Kafka-protocol broker) and the ceiling server. Every HTTP phase uses the same load generator (`internal/loadgen`), %d connections, closed loop unless said otherwise. Host: %s.\n\n", b.cfg.conc, host)
+	s.WriteString("| figure | value | ceiling | ratio | latency / note |\n|---|---|---|---|---|\n")
+	for _, r := range b.rows {
+		fmt.Fprintf(&s, "| %s | %s | %s | %s | %s |\n", r.name, r.value, r.ceiling, r.ratio, r.note)
+	}
+	s.WriteString("\n## Each phase\n\n")
+	s.WriteString(strings.Join(b.details, "\n\n"))
+	s.WriteString("\n\n## Reproduce\n\n```sh\nmake bench        # or: go run ./bench\n```\n")
+	return s.String()
+}
+
+func memTotal() string {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(strings.SplitN(string(raw), "\n", 2)[0])
+	if len(f) < 2 {
+		return "?"
+	}
+	kb, _ := strconv.ParseInt(f[1], 10, 64)
+	return fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+}
