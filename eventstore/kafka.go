@@ -106,7 +106,9 @@ func watermillLogger(l *slog.Logger) watermill.LoggerAdapter {
 	if l == nil {
 		return watermill.NopLogger{}
 	}
-	return watermill.NewSlogLogger(l)
+	// watermill reports every (re)start of a consumer at info level; in a
+	// service log that is noise, so its info goes to debug.
+	return watermill.NewSlogLoggerWithLevelMapping(l, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 }
 
 // baseSaramaConfig holds what the producer and the consumer share.
