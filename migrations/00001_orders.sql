@@ -42,6 +42,7 @@ CREATE TABLE sales (
     name           text        NOT NULL DEFAULT '',
     stock          bigint      NOT NULL DEFAULT 0,
     price_cents    bigint      NOT NULL DEFAULT 0,
+    currency       text        NOT NULL DEFAULT '',
     starts_at      timestamptz,
     ends_at        timestamptz,
     per_user_limit bigint      NOT NULL DEFAULT 0,

@@ -1,10 +1,12 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -223,6 +225,11 @@ func (a *Applier) advance(ctx context.Context, tx pgx.Tx, recs []Record) (map[pa
 			high[k] = r.Offset
 		}
 	}
+	// One order for every transaction, so that two of them creating rows for
+	// the same new partitions cannot deadlock.
+	slices.SortFunc(keys, func(a, b partKey) int {
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+	})
 	topics := make([]string, len(keys))
 	parts := make([]int32, len(keys))
 	offs := make([]int64, len(keys))

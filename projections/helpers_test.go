@@ -17,6 +17,9 @@ import (
 	"github.com/seckill/seckill/projections"
 )
 
+// testTime is an arbitrary instant with nanoseconds, which Postgres drops.
+var testTime = time.Date(2025, 11, 11, 20, 0, 0, 123456789, time.UTC)
+
 // newPool returns a pool on a fresh, migrated database.
 func newPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
@@ -78,7 +81,7 @@ func genStream(t testing.TB, seed uint64, sales, ordersPerSale int) *stream {
 		saleID := fmt.Sprintf("sale%d", s)
 		price := int64(100 + rng.IntN(10000))
 		sa := &agg{evs: []domain.Event{domain.SaleCreated{
-			SaleID: saleID, Name: "Sale " + saleID, Stock: int64(ordersPerSale * 2), PriceCents: price,
+			SaleID: saleID, Name: "Sale " + saleID, Stock: int64(ordersPerSale * 2), PriceCents: price, Currency: []string{"EUR", "CNY"}[s%2],
 			StartsAt: base, EndsAt: base.Add(time.Hour), PerUserLimit: domain.MaxQuantity, PayWithinS: 900,
 		}}}
 		aggs = append(aggs, sa)
@@ -171,7 +174,7 @@ type orderRow struct {
 }
 
 type saleRow struct {
-	Name                                        string
+	Name, Currency                              string
 	Stock, PriceCents, PerUserLimit, PayWithinS int64
 	StartsAt, EndsAt                            time.Time
 	Ended                                       bool
@@ -226,7 +229,7 @@ func readModel(t testing.TB, pool *pgxpool.Pool) (map[string]orderRow, map[strin
 		t.Fatal(err)
 	}
 	sales := map[string]saleRow{}
-	rows, err = pool.Query(ctx, `SELECT id, name, stock, price_cents, per_user_limit, pay_within_s,
+	rows, err = pool.Query(ctx, `SELECT id, name, currency, stock, price_cents, per_user_limit, pay_within_s,
 		starts_at, ends_at, ended, end_reason, unsold FROM sales`)
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +238,7 @@ func readModel(t testing.TB, pool *pgxpool.Pool) (map[string]orderRow, map[strin
 		var id string
 		var r saleRow
 		var starts, ends *time.Time
-		if err := rows.Scan(&id, &r.Name, &r.Stock, &r.PriceCents, &r.PerUserLimit, &r.PayWithinS,
+		if err := rows.Scan(&id, &r.Name, &r.Currency, &r.Stock, &r.PriceCents, &r.PerUserLimit, &r.PayWithinS,
 			&starts, &ends, &r.Ended, &r.EndReason, &r.Unsold); err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +273,7 @@ func foldModel(f *domain.Fold) (map[string]orderRow, map[string]saleRow) {
 			continue // only order events so far: the sales table has no row
 		}
 		sales[id] = saleRow{
-			Name: s.Name, Stock: s.Stock, PriceCents: s.PriceCents, PerUserLimit: s.PerUserLimit, PayWithinS: s.PayWithinS,
+			Name: s.Name, Currency: s.Currency, Stock: s.Stock, PriceCents: s.PriceCents, PerUserLimit: s.PerUserLimit, PayWithinS: s.PayWithinS,
 			StartsAt: us(s.StartsAt), EndsAt: us(s.EndsAt), Ended: s.Ended, EndReason: s.EndReason, Unsold: s.Unsold,
 		}
 	}
@@ -278,13 +281,21 @@ func foldModel(f *domain.Fold) (map[string]orderRow, map[string]saleRow) {
 }
 
 // assertMatchesFold checks that the orders and sales tables hold exactly
-// what folding envs gives: the same rows, field by field.
+// what folding envs gives: the same rows, field by field. The log must be
+// sound (no invariant broken), so the test cannot pass on a broken generator.
 func assertMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
 	t.Helper()
-	f := fold(t, envs)
-	if v := f.Violations(); len(v) > 0 {
+	if v := fold(t, envs).Violations(); len(v) > 0 {
 		t.Fatalf("generated log breaks invariants: %v", v)
 	}
+	assertRowsMatchFold(t, pool, envs)
+}
+
+// assertRowsMatchFold is assertMatchesFold for logs that are incomplete on
+// purpose.
+func assertRowsMatchFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
+	t.Helper()
+	f := fold(t, envs)
 	wantOrders, wantSales := foldModel(f)
 	gotOrders, gotSales := readModel(t, pool)
 	diff := 0
@@ -337,7 +348,7 @@ func snapshot(t testing.TB, pool *pgxpool.Pool) string {
 			FROM (SELECT order_id, sale_id, user_id, quantity, price_cents, amount_cents, status, pay_by,
 				payment_ref, placed_at, paid_at, expired_at, history FROM orders) o), '') || E'\n--\n' ||
 		coalesce((SELECT string_agg(row_to_json(s)::text, E'\n' ORDER BY id)
-			FROM (SELECT id, name, stock, price_cents, starts_at, ends_at, per_user_limit, pay_within_s,
+			FROM (SELECT id, name, stock, price_cents, currency, starts_at, ends_at, per_user_limit, pay_within_s,
 				ended, end_reason, unsold, created_at, ended_at FROM sales) s), '')`).Scan(&s)
 	if err != nil {
 		t.Fatal(err)

@@ -130,11 +130,12 @@ func newOrdersSQL(orders, sales string) ordersSQL {
 		// A sale is created once: the first SaleCreated wins, as in the fold.
 		// created_at is NULL until then (a SaleEnded may come first).
 		saleCreated: `INSERT INTO ` + sales + ` AS s
-				(id, name, stock, price_cents, starts_at, ends_at, per_user_limit, pay_within_s, created_at)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[],
-				$6::timestamptz[], $7::bigint[], $8::bigint[], $9::timestamptz[])
+				(id, name, stock, price_cents, currency, starts_at, ends_at, per_user_limit, pay_within_s, created_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::timestamptz[],
+				$7::timestamptz[], $8::bigint[], $9::bigint[], $10::timestamptz[])
 			ON CONFLICT (id) DO UPDATE SET
 				name = EXCLUDED.name, stock = EXCLUDED.stock, price_cents = EXCLUDED.price_cents,
+				currency = EXCLUDED.currency,
 				starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
 				per_user_limit = EXCLUDED.per_user_limit, pay_within_s = EXCLUDED.pay_within_s,
 				created_at = EXCLUDED.created_at, updated_at = now()
@@ -198,7 +199,7 @@ type wave struct {
 		at    []time.Time
 	}
 	saleCreated struct {
-		id, name                        []string
+		id, name, currency              []string
 		stock, price, limit, payWithinS []int64
 		starts, ends, at                []time.Time
 	}
@@ -274,7 +275,7 @@ func (w *wave) add(e Event) {
 		x.h = append(x.h, historyEntry(ev.EventType(), at))
 	case domain.SaleCreated:
 		c := &w.saleCreated
-		c.id, c.name = append(c.id, ev.SaleID), append(c.name, ev.Name)
+		c.id, c.name, c.currency = append(c.id, ev.SaleID), append(c.name, ev.Name), append(c.currency, ev.Currency)
 		c.stock, c.price = append(c.stock, ev.Stock), append(c.price, ev.PriceCents)
 		c.limit, c.payWithinS = append(c.limit, ev.PerUserLimit), append(c.payWithinS, ev.PayWithinS)
 		c.starts, c.ends, c.at = append(c.starts, pgTime(ev.StartsAt)), append(c.ends, pgTime(ev.EndsAt)), append(c.at, at)
@@ -303,7 +304,7 @@ func (w *wave) queue(b *pgx.Batch, q *ordersSQL) {
 		b.Queue(q.history, w.released.id, w.released.h, guards[domain.TypeStockReleased])
 	}
 	if c := &w.saleCreated; len(c.id) > 0 {
-		b.Queue(q.saleCreated, c.id, c.name, c.stock, c.price, c.starts, c.ends, c.limit, c.payWithinS, c.at)
+		b.Queue(q.saleCreated, c.id, c.name, c.stock, c.price, c.currency, c.starts, c.ends, c.limit, c.payWithinS, c.at)
 	}
 	if x := &w.saleEnded; len(x.id) > 0 {
 		b.Queue(q.saleEnded, x.id, x.reason, x.unsold, x.at)

@@ -29,7 +29,7 @@ type OrderView struct {
 	Status     string    `json:"status"`
 	PayBy      time.Time `json:"pay_by"`
 	PaymentRef string    `json:"payment_ref,omitempty"`
-	PlacedAt   time.Time `json:"placed_at,omitzero"`
+	PlacedAt   time.Time `json:"placed_at"`
 	PaidAt     time.Time `json:"paid_at,omitzero"`
 	ExpiredAt  time.Time `json:"expired_at,omitzero"`
 	// History lists the order's events in log order, one per type.
@@ -39,10 +39,12 @@ type OrderView struct {
 // SaleView is a sale as the read model has it. Remaining stock is not here:
 // it belongs to the inventory projection and the gate.
 type SaleView struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Stock        int64     `json:"stock"`
-	PriceCents   int64     `json:"price_cents"`
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Stock      int64  `json:"stock"`
+	PriceCents int64  `json:"price_cents"`
+	// Currency is the ISO 4217 code of PriceCents.
+	Currency     string    `json:"currency"`
 	StartsAt     time.Time `json:"starts_at"`
 	EndsAt       time.Time `json:"ends_at"`
 	PerUserLimit int64     `json:"per_user_limit"`
@@ -59,7 +61,7 @@ type SaleView struct {
 const orderColumns = `order_id, sale_id, user_id, quantity, price_cents, amount_cents, status,
 	pay_by, payment_ref, placed_at, paid_at, expired_at, history`
 
-const saleColumns = `id, name, stock, price_cents, starts_at, ends_at, per_user_limit, pay_within_s,
+const saleColumns = `id, name, stock, price_cents, currency, starts_at, ends_at, per_user_limit, pay_within_s,
 	ended, end_reason, unsold, created_at, ended_at`
 
 func scanOrder(row pgx.CollectableRow) (OrderView, error) {
@@ -74,7 +76,7 @@ func scanOrder(row pgx.CollectableRow) (OrderView, error) {
 func scanSale(row pgx.CollectableRow) (SaleView, error) {
 	var v SaleView
 	var starts, ends, created, ended *time.Time
-	err := row.Scan(&v.ID, &v.Name, &v.Stock, &v.PriceCents, &starts, &ends, &v.PerUserLimit, &v.PayWithinS,
+	err := row.Scan(&v.ID, &v.Name, &v.Stock, &v.PriceCents, &v.Currency, &starts, &ends, &v.PerUserLimit, &v.PayWithinS,
 		&v.Ended, &v.EndReason, &v.Unsold, &created, &ended)
 	v.StartsAt, v.EndsAt, v.CreatedAt, v.EndedAt = utc(starts), utc(ends), utc(created), utc(ended)
 	return v, err

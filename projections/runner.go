@@ -195,7 +195,7 @@ func (r *Runner) Name() string { return r.applier.proj.Name() }
 // cannot be committed (its messages stay unacked and are redelivered to the
 // next run). A Runner runs once at a time; Run may be called again after it
 // returns.
-func (r *Runner) Run(ctx context.Context) (err error) {
+func (r *Runner) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("projection %s: already running", r.Name())
 	}

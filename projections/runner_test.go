@@ -363,3 +363,110 @@ func TestRunnerConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// holding lets a test hold the runner inside Apply.
+type holding struct {
+	projections.Projection
+	entered chan int // receives the batch size when Apply starts
+	release chan struct{}
+}
+
+func (h holding) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event) error {
+	select {
+	case h.entered <- len(batch):
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return h.Projection.Apply(ctx, tx, batch)
+}
+
+// TestRunnerStopFinishesTheBatch stops the runner while a batch is inside
+// its transaction: the batch still commits (and is acked), Run returns nil.
+func TestRunnerStopFinishesTheBatch(t *testing.T) {
+	t.Parallel()
+	brokers := kafkaBrokers(t, 4)
+	pool := newPool(t)
+	st := genStream(t, 26, 2, 30)
+	publish(t, brokers, st.envs)
+	h := holding{newOrders(t, pool), make(chan int, 1), make(chan struct{})}
+	r, stop := startRunner(t, projections.RunnerConfig{}, pool, brokers, h)
+	var n int
+	select {
+	case n = <-h.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("no batch")
+	}
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Status().State != projections.StateStopping && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if s := r.Status().State; s != projections.StateStopping {
+		t.Fatalf("state %s, want stopping", s)
+	}
+	close(h.release)
+	<-stopped
+	if s := r.Status(); s.Events != int64(n) || s.Batches != 1 || s.State != projections.StateIdle {
+		t.Fatalf("status %+v, want the one batch of %d committed", s, n)
+	}
+	var applied int64
+	pos, err := r.Positions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pos {
+		applied += p.Offset + 1
+	}
+	if applied != int64(n) {
+		t.Fatalf("positions %+v cover %d records, want %d", pos, applied, n)
+	}
+
+	// The next run continues after it.
+	r2, _ := startRunner(t, projections.RunnerConfig{}, pool, brokers, newOrders(t, pool))
+	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
+	if got := r2.Status().Events; got != int64(len(st.envs)-n) {
+		t.Errorf("second run applied %d, want %d", got, len(st.envs)-n)
+	}
+	assertMatchesFold(t, pool, st.envs)
+}
+
+// TestRunnerStopTimeout: a batch that cannot commit within StopTimeout is
+// abandoned unacked, and Run says so.
+func TestRunnerStopTimeout(t *testing.T) {
+	t.Parallel()
+	brokers := kafkaBrokers(t, 2)
+	pool := newPool(t)
+	st := genStream(t, 27, 1, 10)
+	publish(t, brokers, st.envs)
+	h := holding{newOrders(t, pool), make(chan int, 1), make(chan struct{})} // never released
+	r, err := projections.NewRunner(projections.RunnerConfig{StopTimeout: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
+		pool, subscriberFactory(brokers), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-h.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("no batch")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned nil with the batch uncommitted")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not give up after StopTimeout")
+	}
+	if pos, _ := r.Positions(context.Background()); len(pos) != 0 {
+		t.Fatalf("positions %+v, want none", pos)
+	}
+}
