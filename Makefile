@@ -9,17 +9,19 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Extra arguments for `make dev`, e.g. make dev ARGS='--data /tmp/sk'.
 ARGS ?=
 
-.PHONY: deps test test-short dev build lint bench bench-quick
+.PHONY: deps test test-short dev build lint bench bench-quick fuzz
 
 # deps installs the servers that tests and `seckill dev` start (redis-server,
 # PostgreSQL; Debian keeps the Postgres binaries in /usr/lib/postgresql/*/bin,
-# off PATH, which is where internal/localsvc looks too) and the C compiler
-# that -race needs, then downloads the Go modules.
+# off PATH, which is where internal/localsvc looks too), the C compiler
+# that -race needs and Chromium for the sale page's browser test, then
+# downloads the Go modules.
 deps:
 	@pkgs=""; \
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || pkgs="$$pkgs redis-server"; \
 	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs="$$pkgs postgresql"; \
 	command -v "$$($(GO) env CC)" >/dev/null 2>&1 || pkgs="$$pkgs gcc libc6-dev"; \
+	command -v chromium >/dev/null 2>&1 || pkgs="$$pkgs chromium fonts-liberation"; \
 	if [ -n "$$pkgs" ]; then \
 		if ! command -v apt-get >/dev/null 2>&1; then \
 			echo "missing:$$pkgs; install them with your package manager" >&2; exit 1; \
@@ -64,3 +66,15 @@ bench: deps
 # bench-quick is a smoke run of the same phases with small counts; it writes nothing.
 bench-quick: deps
 	$(GO) run ./bench -quick
+
+# fuzz runs every fuzz target for FUZZTIME each (go test runs one target per
+# invocation). A crash is saved under testdata/fuzz and becomes a regression
+# test that plain `go test` runs from then on.
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done

@@ -61,7 +61,8 @@ func NewAuthenticator(secret []byte) (*Authenticator, error) {
 	return &Authenticator{
 		secret: secret,
 		// Only HS256: accepting the token's own "alg" is the classic JWT hole.
-		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second)),
+		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(),
+			jwt.WithLeeway(5*time.Second), jwt.WithStrictDecoding()),
 	}, nil
 }
 
