@@ -1,9 +1,13 @@
 package http
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/seckill/seckill/domain"
 )
@@ -40,6 +44,7 @@ type apiError struct {
 	status  int
 	code    string
 	message string
+	cause   error // logged, never shown
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -56,16 +61,54 @@ type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// RetryAfterMS is the precise form of the Retry-After header (whole
+	// seconds): when the same request may succeed, e.g. the next release.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
+
+// sentinel is a bare decision error with its answer encoded once: in a flash
+// sale nearly every request is answered sold_out, so that answer is bytes
+// ready to write, not a json.Marshal per request.
+type sentinel struct {
+	err    error
+	status int
+	body   []byte
+}
+
+var sentinels = func() []sentinel {
+	out := make([]sentinel, 0, len(codes))
+	for err, c := range codes {
+		b, _ := json.Marshal(errorBody{errorDetail{Code: c.code, Message: err.Error()}})
+		out = append(out, sentinel{err, c.status, append(b, '\n')})
+	}
+	return out
+}()
 
 // writeError answers with the error's status and a JSON body naming the problem.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	// == against a sentinel never panics (the dynamic types differ or are
+	// pointers), unlike a map lookup keyed by an arbitrary error.
+	for i := range sentinels {
+		if err == sentinels[i].err {
+			if sentinels[i].status == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
+			}
+			writeRaw(w, sentinels[i].status, sentinels[i].body)
+			return
+		}
+	}
 	var (
 		ae *apiError
 		ve *domain.ValidationError
 	)
 	switch {
 	case errors.As(err, &ae):
+		if ae.cause != nil {
+			log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", ae.status, "err", ae.cause)
+		}
+		if ae.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeJSON(w, ae.status, errorBody{errorDetail{Code: ae.code, Message: ae.message}})
 		return
 	case errors.As(err, &ve):
@@ -75,12 +118,26 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	for target, c := range codes {
 		if errors.Is(err, target) {
-			if c.status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+			d := errorDetail{Code: c.code, Message: target.Error()}
+			var re *domain.RetryError
+			if errors.As(err, &re) && re.After > 0 {
+				// Retry-After is whole seconds, rounded up so a client that
+				// obeys it is never early.
+				w.Header().Set("Retry-After", strconv.FormatInt(int64((re.After+time.Second-1)/time.Second), 10))
+				d.RetryAfterMS = int64((re.After + time.Millisecond - 1) / time.Millisecond)
+			} else if c.status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 				w.Header().Set("Retry-After", "1")
 			}
-			writeJSON(w, c.status, errorBody{errorDetail{Code: c.code, Message: target.Error()}})
+			writeJSON(w, c.status, errorBody{d})
 			return
 		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+		// A dependency (Redis) was too slow for its own timeout. A purchase
+		// may have been reserved all the same: its retry answers with it.
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{errorDetail{Code: "unavailable", Message: "a dependency timed out; retry"}})
+		return
 	}
 	if r.Context().Err() != nil {
 		// The client went away or the request timed out; nobody reads the answer.
@@ -89,4 +146,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	writeJSON(w, http.StatusInternalServerError, errorBody{errorDetail{Code: "internal", Message: "internal error"}})
+}
+
+// unavailable reports a dependency failure (the read model's database) as a
+// 503 the client may retry, and logs the cause; err's text never reaches the client.
+func unavailable(err error) error {
+	return &apiError{status: http.StatusServiceUnavailable, code: "unavailable",
+		message: "temporarily unavailable, retry shortly", cause: err}
 }
