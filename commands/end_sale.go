@@ -46,7 +46,7 @@ func (g *Gate) EndSale(ctx context.Context, cmd EndSale) (SaleView, error) {
 		if err != nil {
 			return SaleView{}, err
 		}
-		v, err := g.endSale.Run(ctx, g.rdb, []string{k.sale, k.outbox}, ms(now), remaining, cmd.Reason, env).Result()
+		v, err := g.endSale.Run(ctx, g.rdb, []string{k.sale, k.outbox}, ms(now), remaining, cmd.Reason, env, g.NotifyChannel(), cmd.SaleID).Result()
 		if err != nil {
 			return SaleView{}, fmt.Errorf("end sale %s: %w", cmd.SaleID, err)
 		}

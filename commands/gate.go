@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 )
 
 var (
@@ -39,6 +41,27 @@ type GateConfig struct {
 	// The configuration of a sale never changes; only its counters do, and
 	// GET /v1/sales/{id} is allowed to be slightly stale. Default 500ms.
 	SaleCacheTTL time.Duration
+	// SoldOutTTL is how long this node answers sold_out from memory after it
+	// learnt a sale sold out, before one request asks Redis again; a missed
+	// "stock is back" notification costs at most this long. Default 1s.
+	SoldOutTTL time.Duration
+	// AdmissionRPS caps the purchases per second this node sends to Redis (a
+	// token bucket of AdmissionBurst); the rest are told rate_limited. Answers
+	// given from memory (sold_out, ended, blocked …) are not counted. 0: no cap.
+	AdmissionRPS float64
+	// AdmissionBurst is the bucket's size; default AdmissionRPS/10, at least 1.
+	AdmissionBurst int
+	// TokenKey signs purchase tokens (DeriveTokenKey of the JWT secret); every
+	// node must have the same. Without it no token can be minted, so a sale that
+	// requires tokens refuses every purchase.
+	TokenKey []byte
+	// TokenTTL is how long a purchase token is valid; default 2 minutes.
+	TokenTTL time.Duration
+	// RedisTimeout bounds the Redis calls of one purchase. A purchase that
+	// timed out may still have reserved: the client's retry is answered with
+	// that order. Default 2s. (The client needs ContextTimeoutEnabled for the
+	// deadline to reach the socket.)
+	RedisTimeout time.Duration
 }
 
 func (c GateConfig) withDefaults() GateConfig {
@@ -50,6 +73,18 @@ func (c GateConfig) withDefaults() GateConfig {
 	}
 	if c.SaleCacheTTL == 0 {
 		c.SaleCacheTTL = 500 * time.Millisecond
+	}
+	if c.SoldOutTTL == 0 {
+		c.SoldOutTTL = time.Second
+	}
+	if c.AdmissionRPS > 0 && c.AdmissionBurst <= 0 {
+		c.AdmissionBurst = max(1, int(c.AdmissionRPS/10))
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = 2 * time.Minute
+	}
+	if c.RedisTimeout == 0 {
+		c.RedisTimeout = 2 * time.Second
 	}
 	return c
 }
@@ -65,6 +100,12 @@ type Gate struct {
 
 	mu    sync.RWMutex
 	sales map[string]*cachedSale
+
+	// The protections' node-local state (guard.go, blacklist.go, token.go).
+	guards    sync.Map // sale id → *saleGuard
+	blocked   atomic.Pointer[map[string]struct{}]
+	admission *rate.Limiter // nil: no cap
+	tokens    *tokenSigner  // nil: no key, no tokens
 }
 
 type cachedSale struct {
@@ -89,6 +130,8 @@ func NewGate(cfg GateConfig, rdb redis.UniversalClient) (*Gate, error) {
 		expire:     redis.NewScript(expireLua),
 		endSale:    redis.NewScript(endSaleLua),
 		sales:      map[string]*cachedSale{},
+		admission:  newAdmission(cfg),
+		tokens:     newTokenSigner(cfg.TokenKey),
 	}, nil
 }
 

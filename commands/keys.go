@@ -9,6 +9,8 @@ type keys struct {
 	due     string // sorted set: reserved order id → pay-by (ms)
 	outbox  string // stream: one entry per command, its events in fields "1", "2", …
 	orderPf string // prefix of the order hashes: orderPf + order id
+	blocked string // set: users who may not buy in this sale (a copy of the blacklist)
+	rlPf    string // prefix of the per-user rate-limit keys: rlPf + user
 }
 
 func saleKeys(prefix, saleID string) keys {
@@ -20,7 +22,13 @@ func saleKeys(prefix, saleID string) keys {
 		due:     base + ":due",
 		outbox:  base + ":outbox",
 		orderPf: base + ":o:",
+		blocked: base + ":blocked",
+		rlPf:    base + ":rl:",
 	}
 }
 
 func (k keys) order(orderID string) string { return k.orderPf + orderID }
+
+// rl is the key that holds user's last purchase attempt while the sale's
+// per-user interval runs.
+func (k keys) rl(user string) string { return k.rlPf + user }

@@ -19,6 +19,9 @@ type Purchase struct {
 	// same user) answers with the order the first one made. Distinct keys are
 	// distinct attempts, each subject to the per-user limit.
 	IdempotencyKey string
+	// Token is the purchase token (PurchaseToken), required by sales whose
+	// Protections.RequireToken is set.
+	Token string
 }
 
 // Reservation is the gate's answer to a purchase that holds an order.
@@ -32,9 +35,13 @@ type Reservation struct {
 	Replayed bool `json:"-"`
 }
 
-// Purchase runs the purchase script once. It returns a Reservation, or one of
-// domain.ErrSoldOut, ErrInsufficientStock, ErrNotStarted, ErrEnded,
-// ErrLimitReached, ErrSaleNotFound, or a *domain.ValidationError.
+// Purchase decides a purchase: from this node's memory when it can refuse
+// alone (guard.go), else by running the purchase script once. It returns a
+// Reservation, or one of domain.ErrSoldOut, ErrInsufficientStock,
+// ErrNotStarted, ErrEnded, ErrLimitReached, ErrSaleNotFound, ErrBlocked,
+// ErrTokenRequired, ErrRateLimited, ErrNotYetReleased, or a
+// *domain.ValidationError. ErrRateLimited, ErrNotYetReleased and ErrNotStarted
+// come as a *domain.RetryError that says when to try again.
 func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) {
 	if cmd.Quantity == 0 {
 		cmd.Quantity = 1
@@ -48,11 +55,30 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	if len(cmd.IdempotencyKey) > 128 {
 		return Reservation{}, domain.Invalid("Idempotency-Key", "must be at most 128 characters")
 	}
-	sale, err := g.saleConfig(ctx, cmd.SaleID)
+	sg, err := g.guard(ctx, cmd.SaleID)
 	if err != nil {
 		return Reservation{}, err
 	}
+	sale := sg.cfg
 	now := g.clock.Now()
+	nowMS := now.UnixMilli()
+	// Cheapest first: the clock, then this node's memory; Redis last.
+	if nowMS < sg.startsMS {
+		return Reservation{}, domain.RetryAfter(domain.ErrNotStarted, time.Duration(sg.startsMS-nowMS)*time.Millisecond)
+	}
+	if g.isBlocked(cmd.UserID) {
+		return Reservation{}, domain.ErrBlocked
+	}
+	if sale.Protections.RequireToken && !g.tokens.verify(cmd.Token, sale.ID, cmd.UserID, now) {
+		return Reservation{}, domain.ErrTokenRequired
+	}
+	res, err, ask, prevAttempt := sg.check(cmd.UserID, cmd.IdempotencyKey, nowMS)
+	if !ask {
+		return res, err
+	}
+	if err := g.admit(); err != nil {
+		return Reservation{}, err
+	}
 	payBy := now.Add(sale.PayWithin)
 	orderID := domain.OrderID(sale.ID, newID())
 	amount := sale.PriceCents * cmd.Quantity
@@ -68,15 +94,20 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	placed, err := domain.Encode(domain.OrderPlaced{
 		OrderID: orderID, SaleID: sale.ID, UserID: cmd.UserID, Quantity: cmd.Quantity,
 		PriceCents: sale.PriceCents, AmountCents: amount, PayBy: payBy.UTC(),
+		// Recorded so that a gate restored from the log answers a retry
+		// with this order (commands/restore.go).
+		IdempotencyKey: cmd.IdempotencyKey,
 	}, now)
 	if err != nil {
 		return Reservation{}, err
 	}
 	k := g.keys(sale.ID)
-	v, err := g.purchase.Run(ctx, g.rdb,
-		[]string{k.sale, k.idem, k.units, k.due, k.outbox, k.order(orderID)},
+	rctx, cancel := context.WithTimeout(ctx, g.cfg.RedisTimeout)
+	defer cancel()
+	v, err := g.purchase.Run(rctx, g.rdb,
+		[]string{k.sale, k.idem, k.units, k.due, k.outbox, k.order(orderID), k.rl(cmd.UserID), k.blocked},
 		ms(now), cmd.UserID, cmd.UserID+"|"+cmd.IdempotencyKey, cmd.Quantity, orderID,
-		ms(payBy), amount, k.orderPf, reserved, placed,
+		ms(payBy), amount, k.orderPf, reserved, placed, g.NotifyChannel(), sale.ID,
 	).Result()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("purchase in sale %s: %w", sale.ID, err)
@@ -85,13 +116,38 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	if err != nil {
 		return Reservation{}, err
 	}
+	// Every answer that tells something about the pool updates this node's
+	// memory, so a node learns a sell-out even from a missed notification.
 	switch r.str(0) {
 	case "reserved":
-		return Reservation{OrderID: orderID, SaleID: sale.ID, Status: domain.StatusReserved,
-			Quantity: cmd.Quantity, PayBy: payBy.UTC().Truncate(time.Millisecond)}, nil
+		res := Reservation{OrderID: orderID, SaleID: sale.ID, Status: domain.StatusReserved,
+			Quantity: cmd.Quantity, PayBy: payBy.UTC().Truncate(time.Millisecond)}
+		sg.remember(cmd.UserID, cmd.IdempotencyKey, res, nowMS, -1)
+		if r.int(5) == 0 {
+			sg.markSoldOut()
+		} else {
+			sg.clearSoldOut()
+		}
+		return res, nil
 	case "existing":
-		return Reservation{OrderID: r.str(1), SaleID: sale.ID, Status: r.str(2),
-			PayBy: fromMS(r.str(3)), Quantity: r.int(4), Replayed: true}, nil
+		res := Reservation{OrderID: r.str(1), SaleID: sale.ID, Status: r.str(2),
+			PayBy: fromMS(r.str(3)), Quantity: r.int(4), Replayed: true}
+		sg.remember(cmd.UserID, cmd.IdempotencyKey, res, nowMS, prevAttempt)
+		return res, nil
+	case "sold_out":
+		sg.markSoldOut()
+	case "ended":
+		sg.ended.Store(true)
+	case "insufficient_stock":
+		sg.clearSoldOut()
+	case "not_yet_released":
+		sg.clearSoldOut()
+		// This attempt counted against the user's interval, so the next one
+		// that can succeed is at the later of the two.
+		wait := max(r.int(1), sg.userGap)
+		return Reservation{}, domain.RetryAfter(domain.ErrNotYetReleased, time.Duration(wait)*time.Millisecond)
+	case "rate_limited":
+		return Reservation{}, domain.RetryAfter(domain.ErrRateLimited, time.Duration(max(r.int(1), 1))*time.Millisecond)
 	}
 	return Reservation{}, scriptError(r.str(0))
 }
@@ -109,6 +165,12 @@ func scriptError(code string) error {
 		return domain.ErrEnded
 	case "limit_reached":
 		return domain.ErrLimitReached
+	case "blocked":
+		return domain.ErrBlocked
+	case "rate_limited":
+		return domain.ErrRateLimited
+	case "not_yet_released":
+		return domain.ErrNotYetReleased
 	case "sale_not_found":
 		return domain.ErrSaleNotFound
 	case "not_found":

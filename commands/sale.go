@@ -22,6 +22,8 @@ type SaleConfig struct {
 	EndsAt       time.Time
 	PerUserLimit int64
 	PayWithin    time.Duration
+	Currency     string
+	Protections  domain.Protections
 }
 
 // SaleView is a sale as clients see it: configuration plus live counters.
@@ -34,12 +36,16 @@ type SaleView struct {
 	EndsAt       time.Time `json:"ends_at"`
 	PerUserLimit int64     `json:"per_user_limit"`
 	PayWithinS   int64     `json:"pay_within_s"`
-	Remaining    int64     `json:"remaining"`
+	// Currency is the ISO 4217 code of PriceCents.
+	Currency  string `json:"currency"`
+	Remaining int64  `json:"remaining"`
 	// State is upcoming, active, sold_out or ended, as of ServerTime.
 	State      string    `json:"state"`
 	EndReason  string    `json:"end_reason,omitempty"`
 	Unsold     int64     `json:"unsold,omitempty"`
 	ServerTime time.Time `json:"server_time"`
+	// Protections are shown so the sale page knows, e.g., to fetch a token.
+	domain.Protections
 }
 
 // Sale states.
@@ -78,11 +84,9 @@ func (g *Gate) CreateSale(ctx context.Context, cmd CreateSale) (SaleView, error)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return SaleView{}, fmt.Errorf("register sale %s: %w", id, err)
 	}
-	args := []any{env,
-		"name", ev.Name, "stock", ev.Stock, "price", ev.PriceCents,
-		"starts", ms(ev.StartsAt), "ends", ms(ev.EndsAt), "limit", ev.PerUserLimit,
-		"pay_within", ev.PayWithinS, "remaining", ev.Stock, "created_at", ms(now),
-		"reserved", 0, "paid", 0, "expired", 0, "ended", 0,
+	args := append([]any{env}, newSaleFields(ev, now)...)
+	if err := g.copyBlacklist(ctx, id); err != nil {
+		return SaleView{}, err
 	}
 	v, err := g.createSale.Run(ctx, g.rdb, []string{k.sale, k.outbox}, args...).Result()
 	if err != nil {
@@ -150,13 +154,23 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 	cfg := SaleConfig{
 		ID: id, Name: h["name"], Stock: num("stock"), PriceCents: num("price"),
 		StartsAt: fromMS(h["starts"]), EndsAt: fromMS(h["ends"]), PerUserLimit: num("limit"),
-		PayWithin: time.Duration(num("pay_within")) * time.Second,
+		PayWithin: time.Duration(num("pay_within")) * time.Second, Currency: h["currency"],
+	}
+	if cfg.Currency == "" {
+		// Sales created before currencies existed were all in the default.
+		cfg.Currency = domain.DefaultCurrency
+	}
+	// Absent in sales created before the protections: zero, off.
+	cfg.Protections = domain.Protections{
+		UserIntervalMS: num("user_interval"), ReleaseStep: num("release_step"),
+		ReleaseIntervalMS: num("release_interval"), RequireToken: h["require_token"] == "1",
 	}
 	view := SaleView{
 		ID: id, Name: cfg.Name, Stock: cfg.Stock, PriceCents: cfg.PriceCents,
 		StartsAt: cfg.StartsAt, EndsAt: cfg.EndsAt, PerUserLimit: cfg.PerUserLimit,
-		PayWithinS: num("pay_within"), Remaining: num("remaining"),
+		PayWithinS: num("pay_within"), Currency: cfg.Currency, Remaining: num("remaining"),
 		EndReason: h["end_reason"], Unsold: num("unsold"), ServerTime: now,
+		Protections: cfg.Protections,
 	}
 	if h["ended"] == "1" {
 		view.State = SaleEnded
@@ -196,4 +210,11 @@ func (g *Gate) SaleIDs(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("list sales: %w", err)
 	}
 	return ids, nil
+}
+
+func boolField(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

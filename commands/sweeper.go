@@ -52,7 +52,7 @@ func (g *Gate) Expire(ctx context.Context, orderID string) (bool, error) {
 	}
 	k := g.keys(o.SaleID)
 	v, err := g.expire.Run(ctx, g.rdb, []string{k.order(o.OrderID), k.due, k.outbox, k.sale, k.units},
-		ms(now), o.OrderID, expired, toPool, toInventory).Result()
+		ms(now), o.OrderID, expired, toPool, toInventory, g.NotifyChannel(), o.SaleID).Result()
 	if err != nil {
 		return false, fmt.Errorf("expire order %s: %w", o.OrderID, err)
 	}

@@ -34,6 +34,9 @@ type SaleCreated struct {
 	PayWithinS   int64     `json:"pay_within_s"`
 	// Currency is the ISO 4217 code of PriceCents' currency (v2).
 	Currency string `json:"currency"`
+	// Protections are optional fields (omitted when off), so adding them
+	// needed no new schema version: a sale without them has none.
+	Protections
 }
 
 // StockReserved takes units out of a sale's pool for one order. Its aggregate is

@@ -24,6 +24,8 @@ type SaleState struct {
 	PaidOrders  int64
 	Buyers      map[string]int64 // user → units held in orders that did not expire
 	PaidCents   int64
+	CreatedAt   time.Time // when SaleCreated occurred
+	EndedAt     time.Time // when SaleEnded occurred
 }
 
 // Remaining is the sale's purchasable pool.
@@ -61,6 +63,10 @@ type OrderState struct {
 	Released    bool // its StockReleased was seen
 	History     []HistoryEntry
 	terminals   int
+
+	// IdempotencyKey is the key the order was purchased with ("" for none or
+	// for an OrderPlaced v1, which did not record it).
+	IdempotencyKey string
 }
 
 // Fold folds the log into sales and orders and notes every broken invariant.
@@ -118,7 +124,7 @@ func (f *Fold) Apply(env Envelope, ev Event) bool {
 	switch e := ev.(type) {
 	case SaleCreated:
 		s := f.sale(e.SaleID)
-		s.SaleCreated, s.Known = e, true
+		s.SaleCreated, s.Known, s.CreatedAt = e, true, at
 	case StockReserved:
 		s := f.sale(e.SaleID)
 		s.ReservedQty += e.Quantity
@@ -132,6 +138,7 @@ func (f *Fold) Apply(env Envelope, ev Event) bool {
 		o := f.order(e.OrderID)
 		o.SaleID, o.UserID, o.Quantity = e.SaleID, e.UserID, e.Quantity
 		o.PriceCents, o.AmountCents, o.PayBy, o.PlacedAt = e.PriceCents, e.AmountCents, e.PayBy, at
+		o.IdempotencyKey = e.IdempotencyKey
 		if o.Status == "" {
 			o.Status = StatusReserved
 		}
@@ -167,7 +174,7 @@ func (f *Fold) Apply(env Envelope, ev Event) bool {
 		if s.Ended {
 			f.violate("sale %s ended twice", e.SaleID)
 		}
-		s.Ended, s.Unsold, s.EndReason = true, e.Unsold, e.Reason
+		s.Ended, s.Unsold, s.EndReason, s.EndedAt = true, e.Unsold, e.Reason, at
 	default:
 		f.violate("event %s: unhandled type %T", env.ID, ev)
 	}

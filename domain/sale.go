@@ -14,6 +14,9 @@ const (
 	MaxNameLen       = 200
 	DefaultPayWithin = 15 * time.Minute
 	MaxPayWithin     = 24 * time.Hour
+	// DefaultCurrency is the currency of a sale created without one, and of
+	// every sale recorded before SaleCreated v2.
+	DefaultCurrency = "CNY"
 )
 
 // SaleSpec is what a merchant asks for when creating a sale.
@@ -25,9 +28,14 @@ type SaleSpec struct {
 	EndsAt       time.Time
 	PerUserLimit int64
 	PayWithin    time.Duration
+	// Currency is the ISO 4217 code of PriceCents; default DefaultCurrency.
+	Currency string
+	// Protections are the gate's per-sale protections (domain/protect.go).
+	Protections Protections
 }
 
-// WithDefaults fills the optional fields: per-user limit 1, pay within 15 minutes.
+// WithDefaults fills the optional fields: per-user limit 1, pay within 15
+// minutes, currency DefaultCurrency.
 func (s SaleSpec) WithDefaults() SaleSpec {
 	if s.PerUserLimit == 0 {
 		s.PerUserLimit = 1
@@ -35,6 +43,10 @@ func (s SaleSpec) WithDefaults() SaleSpec {
 	if s.PayWithin == 0 {
 		s.PayWithin = DefaultPayWithin
 	}
+	if s.Currency == "" {
+		s.Currency = DefaultCurrency
+	}
+	s.Protections = s.Protections.withDefaults()
 	return s
 }
 
@@ -68,7 +80,26 @@ func (s SaleSpec) Validate() error {
 	if s.PayWithin < time.Second || s.PayWithin > MaxPayWithin {
 		errs = append(errs, Invalid("pay_within_s", "must be between 1 and %d seconds", int(MaxPayWithin/time.Second)))
 	}
+	if !ValidCurrency(s.Currency) {
+		errs = append(errs, Invalid("currency", "must be an ISO 4217 code: 3 uppercase letters"))
+	}
+	errs = append(errs, s.Protections.validate(s)...)
 	return errors.Join(errs...)
+}
+
+// ValidCurrency reports whether c has the shape of an ISO 4217 code (three
+// uppercase ASCII letters). The list of codes changes over time, so the shape
+// is what is checked, not membership.
+func ValidCurrency(c string) bool {
+	if len(c) != 3 {
+		return false
+	}
+	for i := range 3 {
+		if c[i] < 'A' || c[i] > 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // Created is the SaleCreated event that opens a sale with id and this spec.
@@ -82,6 +113,8 @@ func (s SaleSpec) Created(id string) SaleCreated {
 		EndsAt:       s.EndsAt.UTC(),
 		PerUserLimit: s.PerUserLimit,
 		PayWithinS:   int64(s.PayWithin / time.Second),
+		Currency:     s.Currency,
+		Protections:  s.Protections,
 	}
 }
 

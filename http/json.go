@@ -25,6 +25,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// Header values shared by every JSON answer. net/http only reads them, so
+// sharing saves two allocations on each (mostly sold_out) response.
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
+
+// writeRaw writes a JSON body that is already encoded.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
 // decodeJSON reads a JSON object strictly: unknown fields, trailing data and
 // bodies over maxBody are client errors. An empty body is allowed only when
 // optional is true (dst keeps its zero value).

@@ -127,7 +127,7 @@ func contentType(ext string) string {
 		return "text/javascript; charset=utf-8"
 	case ".svg":
 		return "image/svg+xml"
-	case ".json", ".webmanifest":
+	case ".webmanifest":
 		return "application/manifest+json"
 	}
 	if t := mime.TypeByExtension(ext); t != "" {

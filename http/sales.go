@@ -18,6 +18,29 @@ type createSaleRequest struct {
 	EndsAt       time.Time `json:"ends_at"`
 	PerUserLimit int64     `json:"per_user_limit"`
 	PayWithinS   int64     `json:"pay_within_s"`
+	// Currency is optional: an ISO 4217 code, default domain.DefaultCurrency.
+	Currency string `json:"currency"`
+	// The protections, all optional (README "Protections"). user_interval_ms
+	// is a pointer because absent (the default) and 0 (off) differ.
+	UserIntervalMS    *int64 `json:"user_interval_ms"`
+	ReleaseStep       int64  `json:"release_step"`
+	ReleaseIntervalMS int64  `json:"release_interval_ms"`
+	RequireToken      bool   `json:"require_token"`
+}
+
+// protections turns the request's protection fields into the domain's.
+func (req createSaleRequest) protections() (domain.Protections, error) {
+	p := domain.Protections{ReleaseStep: req.ReleaseStep, ReleaseIntervalMS: req.ReleaseIntervalMS, RequireToken: req.RequireToken}
+	switch v := req.UserIntervalMS; {
+	case v == nil:
+	case *v < 0:
+		return p, domain.Invalid("user_interval_ms", "must be between 0 (off) and %d", domain.MaxIntervalMS)
+	case *v == 0:
+		p.UserIntervalMS = domain.UserIntervalOff
+	default:
+		p.UserIntervalMS = *v
+	}
+	return p, nil
 }
 
 func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
@@ -30,9 +53,15 @@ func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, domain.Invalid("pay_within_s", "must be between 1 and %d seconds", int64(domain.MaxPayWithin/time.Second)))
 		return
 	}
+	prot, err := req.protections()
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	sale, err := s.Gate.CreateSale(r.Context(), commands.CreateSale{Spec: domain.SaleSpec{
 		Name: req.Name, Stock: req.Stock, PriceCents: req.PriceCents, StartsAt: req.StartsAt,
 		EndsAt: req.EndsAt, PerUserLimit: req.PerUserLimit, PayWithin: time.Duration(req.PayWithinS) * time.Second,
+		Currency: req.Currency, Protections: prot,
 	}})
 	if err != nil {
 		writeError(w, r, s.log, err)
@@ -74,6 +103,7 @@ func (s *server) purchase(w http.ResponseWriter, r *http.Request) {
 	res, err := s.Gate.Purchase(r.Context(), commands.Purchase{
 		SaleID: chi.URLParam(r, "id"), UserID: id.UserID, Quantity: req.Quantity,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		Token:          r.Header.Get(commands.PurchaseTokenHeader),
 	})
 	if err != nil {
 		writeError(w, r, s.log, err)

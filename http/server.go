@@ -21,6 +21,11 @@ type Gate interface {
 	Pay(ctx context.Context, cmd commands.Pay) (commands.Payment, error)
 	Order(ctx context.Context, orderID string) (commands.GateOrder, error)
 	EndSale(ctx context.Context, cmd commands.EndSale) (commands.SaleView, error)
+	// The protections (http/protect.go).
+	PurchaseToken(ctx context.Context, saleID, userID string) (commands.PurchaseToken, error)
+	Block(ctx context.Context, userID string) error
+	Unblock(ctx context.Context, userID string) error
+	Blacklist(ctx context.Context) ([]string, error)
 }
 
 // Check is one readiness probe: a dependency and how to ping it.
@@ -41,6 +46,9 @@ type Config struct {
 	Logger         *slog.Logger
 	// Sales, when set, serves GET /v1/sales, the list on the sale page's index.
 	Sales SaleLister
+	// Events, when set, serves GET /v1/admin/events, the log exported as
+	// NDJSON or CSV (http/events.go).
+	Events EventLog
 	// DevSignIn enables POST /v1/dev/token, which mints a user token for any
 	// user id without a password, for demos of the sale page. Off unless
 	// asked for: on a real deployment it would let anyone act as anyone.
@@ -93,6 +101,11 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if err := s.routePage(r); err != nil {
 		return nil, err
 	}
+	if cfg.Events != nil {
+		// Outside /v1's request timeout: an export streams for as long as
+		// the log is long (http/events.go).
+		r.With(s.authenticate, s.adminOnly).Get("/v1/admin/events", s.adminEvents)
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(middleware.Timeout(cfg.RequestTimeout))
 		r.Get("/sales/{id}", s.getSale)
@@ -105,6 +118,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticate)
 			r.Post("/sales/{id}/purchase", s.purchase)
+			r.Get("/sales/{id}/token", s.purchaseToken)
 			r.Get("/orders/{id}", s.getOrder)
 			r.Post("/orders/{id}/pay", s.pay)
 			r.Get("/users/me/orders", s.myOrders)
@@ -112,6 +126,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 				r.Use(s.adminOnly)
 				r.Post("/sales", s.createSale)
 				r.Post("/sales/{id}/end", s.endSale)
+				r.Get("/admin/blacklist", s.blacklist)
+				r.Post("/admin/blacklist", s.block)
+				r.Delete("/admin/blacklist/{user_id}", s.unblock)
 			})
 		})
 	})

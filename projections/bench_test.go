@@ -120,7 +120,7 @@ func BenchmarkOrdersRunner(b *testing.B) {
 func BenchmarkOrdersApplier(b *testing.B) {
 	st := genStream(b, 99, 40, 200)
 	recs := st.records(projections.DefaultTopic, 16)
-	for _, size := range []int{1, 16, 128, 1024} {
+	for _, size := range []int{1, 16, 128, 1024, 8192} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			var total time.Duration
 			for range b.N {

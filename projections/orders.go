@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
@@ -53,16 +54,17 @@ func (c OrdersConfig) Validate() error {
 // twice (the relay publishes at least once) and a rebuild may replay
 // anything: an order's history holds at most one entry per event type (event
 // ids are <aggregate>/<type>, so "type already in history" means "event
-// already applied"), a statement whose type is in the history changes
-// nothing, and a terminal status is never replaced.
+// already applied"), an event whose type is in the history changes nothing,
+// and a terminal status is never replaced.
 type Orders struct {
 	pool *pgxpool.Pool
+	cfg  OrdersConfig
 	sql  ordersSQL
 }
 
 type ordersSQL struct {
-	history, placed, paid, expired, saleCreated, saleEnded string
-	get, listUser, getSale, listSales                      string
+	orders, sales                     string
+	get, listUser, getSale, listSales string
 }
 
 // NewOrders returns the orders projection over the tables of cfg. pool is
@@ -78,75 +80,101 @@ func NewOrders(cfg OrdersConfig, pool *pgxpool.Pool) (*Orders, error) {
 	}
 	ot, _ := parseTable(cfg.OrdersTable)
 	st, _ := parseTable(cfg.SalesTable)
-	return &Orders{pool: pool, sql: newOrdersSQL(string(ot), string(st))}, nil
+	return &Orders{pool: pool, cfg: cfg, sql: newOrdersSQL(string(ot), string(st))}, nil
 }
 
 // Name returns NameOrders.
 func (*Orders) Name() string { return NameOrders }
 
+// Tables returns the orders and sales tables.
+func (o *Orders) Tables() []string { return []string{o.cfg.OrdersTable, o.cfg.SalesTable} }
+
+// InSchema returns the orders projection over tables of the same names in
+// schema, for a rebuild.
+func (o *Orders) InSchema(schema string) (Projection, error) {
+	return NewOrders(OrdersConfig{
+		OrdersTable: inSchema(schema, o.cfg.OrdersTable),
+		SalesTable:  inSchema(schema, o.cfg.SalesTable),
+	}, o.pool)
+}
+
+// applies is the SQL condition "the batch brings event type typ and the row
+// has not applied it yet", inside ON CONFLICT DO UPDATE of the orders table.
+func applies(typ string) string {
+	g := guards[typ]
+	return `(EXCLUDED.history @> '` + g + `'::jsonb AND NOT o.history @> '` + g + `'::jsonb)`
+}
+
 func newOrdersSQL(orders, sales string) ordersSQL {
-	// Every statement applies one event type to many rows at once (arrays
-	// unnested), each row a different aggregate. The guard $g is
-	// [{"type": T}]: "o.history @> $g" is true when T was applied before.
+	placed, paid, expired := applies(domain.TypeOrderPlaced), applies(domain.TypeOrderPaid), applies(domain.TypeOrderExpired)
+	// fresh are the entries of the batch's history whose type the row has
+	// not seen, in batch order.
+	const fresh = `FROM jsonb_array_elements(EXCLUDED.history) WITH ORDINALITY AS x(e, n)
+		WHERE NOT o.history @> jsonb_build_array(jsonb_build_object('type', x.e->>'type'))`
 	return ordersSQL{
-		// StockReserved and StockReleased only add to the history. The row may
-		// not exist yet: StockReserved comes before OrderPlaced.
-		history: `INSERT INTO ` + orders + ` AS o (order_id, history)
-			SELECT u.id, u.h::jsonb FROM unnest($1::text[], $2::text[]) AS u(id, h)
-			ON CONFLICT (order_id) DO UPDATE SET history = o.history || EXCLUDED.history, updated_at = now()
-			WHERE NOT o.history @> $3::jsonb`,
-		// OrderPlaced fills the order. If a redelivered OrderPlaced lands after
-		// the order was paid or expired, the status stays where it is.
-		placed: `INSERT INTO ` + orders + ` AS o
-				(order_id, sale_id, user_id, quantity, price_cents, amount_cents, status, pay_by, placed_at, history)
-			SELECT u.id, u.sale, u.usr, u.q, u.price, u.amount, 'reserved', u.pay_by, u.at, u.h::jsonb
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-				$7::timestamptz[], $8::timestamptz[], $9::text[]) AS u(id, sale, usr, q, price, amount, pay_by, at, h)
+		// orders merges, for each order of the batch, everything the batch
+		// says about it into its row in ONE write (a rebuild batch holds most
+		// of an order's life, so this is one row version per order instead
+		// of one per event). The inserted row is what the batch alone says;
+		// on conflict, each event type applies only if the row's history
+		// lacks it, exactly as applying the events one by one would do:
+		// OrderPlaced fills the order (and sets 'reserved' only on a row
+		// without a status), the first terminal event not seen before sets
+		// the status unless the row already has a terminal one, and the
+		// history grows by the entries it lacks, in log order.
+		orders: `INSERT INTO ` + orders + ` AS o (order_id, sale_id, user_id, quantity, price_cents, amount_cents,
+				status, pay_by, payment_ref, placed_at, paid_at, expired_at, history)
+			SELECT u.id, u.sale, u.usr, u.q, u.price, u.amount, u.status, u.pay_by, u.ref, u.placed, u.paid, u.expired, u.h::jsonb
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[],
+				$8::timestamptz[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[])
+				AS u(id, sale, usr, q, price, amount, status, pay_by, ref, placed, paid, expired, h)
 			ON CONFLICT (order_id) DO UPDATE SET
-				sale_id = EXCLUDED.sale_id, user_id = EXCLUDED.user_id, quantity = EXCLUDED.quantity,
-				price_cents = EXCLUDED.price_cents, amount_cents = EXCLUDED.amount_cents,
-				pay_by = EXCLUDED.pay_by, placed_at = EXCLUDED.placed_at,
-				status = CASE WHEN o.status = '' THEN 'reserved' ELSE o.status END,
-				history = o.history || EXCLUDED.history, updated_at = now()
-			WHERE NOT o.history @> $10::jsonb`,
-		// The terminal events never replace a terminal status: an order has
-		// one end (the gate guarantees it; the audit checks it).
-		paid: `INSERT INTO ` + orders + ` AS o (order_id, status, payment_ref, paid_at, history)
-			SELECT u.id, 'paid', u.ref, u.at, u.h::jsonb
-			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS u(id, ref, at, h)
-			ON CONFLICT (order_id) DO UPDATE SET
-				status = CASE WHEN o.status IN ('paid', 'expired') THEN o.status ELSE 'paid' END,
-				payment_ref = EXCLUDED.payment_ref, paid_at = EXCLUDED.paid_at,
-				history = o.history || EXCLUDED.history, updated_at = now()
-			WHERE NOT o.history @> $5::jsonb`,
-		expired: `INSERT INTO ` + orders + ` AS o (order_id, status, expired_at, history)
-			SELECT u.id, 'expired', u.at, u.h::jsonb
-			FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(id, at, h)
-			ON CONFLICT (order_id) DO UPDATE SET
-				status = CASE WHEN o.status IN ('paid', 'expired') THEN o.status ELSE 'expired' END,
-				expired_at = EXCLUDED.expired_at,
-				history = o.history || EXCLUDED.history, updated_at = now()
-			WHERE NOT o.history @> $4::jsonb`,
-		// A sale is created once: the first SaleCreated wins, as in the fold.
-		// created_at is NULL until then (a SaleEnded may come first).
-		saleCreated: `INSERT INTO ` + sales + ` AS s
-				(id, name, stock, price_cents, currency, starts_at, ends_at, per_user_limit, pay_within_s, created_at)
+				sale_id = CASE WHEN ` + placed + ` THEN EXCLUDED.sale_id ELSE o.sale_id END,
+				user_id = CASE WHEN ` + placed + ` THEN EXCLUDED.user_id ELSE o.user_id END,
+				quantity = CASE WHEN ` + placed + ` THEN EXCLUDED.quantity ELSE o.quantity END,
+				price_cents = CASE WHEN ` + placed + ` THEN EXCLUDED.price_cents ELSE o.price_cents END,
+				amount_cents = CASE WHEN ` + placed + ` THEN EXCLUDED.amount_cents ELSE o.amount_cents END,
+				pay_by = CASE WHEN ` + placed + ` THEN EXCLUDED.pay_by ELSE o.pay_by END,
+				placed_at = CASE WHEN ` + placed + ` THEN EXCLUDED.placed_at ELSE o.placed_at END,
+				status = CASE WHEN o.status IN ('paid', 'expired') THEN o.status
+					ELSE coalesce(
+						(SELECT CASE x.e->>'type' WHEN 'OrderPaid' THEN 'paid' ELSE 'expired' END ` + fresh + `
+							AND x.e->>'type' IN ('OrderPaid', 'OrderExpired') ORDER BY x.n LIMIT 1),
+						CASE WHEN o.status = '' AND ` + placed + ` THEN 'reserved' ELSE o.status END)
+					END,
+				payment_ref = CASE WHEN ` + paid + ` THEN EXCLUDED.payment_ref ELSE o.payment_ref END,
+				paid_at = CASE WHEN ` + paid + ` THEN EXCLUDED.paid_at ELSE o.paid_at END,
+				expired_at = CASE WHEN ` + expired + ` THEN EXCLUDED.expired_at ELSE o.expired_at END,
+				history = o.history || coalesce((SELECT jsonb_agg(x.e ORDER BY x.n) ` + fresh + `), '[]'::jsonb),
+				updated_at = now()
+			WHERE NOT o.history @> EXCLUDED.history`,
+		// sales merges SaleCreated and SaleEnded the same way: a sale is
+		// created once (the first SaleCreated wins, as in the fold; its
+		// created_at is NULL until then, since a SaleEnded may come first)
+		// and ends once.
+		sales: `INSERT INTO ` + sales + ` AS s (id, name, stock, price_cents, currency, starts_at, ends_at,
+				per_user_limit, pay_within_s, created_at, ended, end_reason, unsold, ended_at)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::timestamptz[],
-				$7::timestamptz[], $8::bigint[], $9::bigint[], $10::timestamptz[])
+				$7::timestamptz[], $8::bigint[], $9::bigint[], $10::timestamptz[], $11::bool[], $12::text[],
+				$13::bigint[], $14::timestamptz[])
 			ON CONFLICT (id) DO UPDATE SET
-				name = EXCLUDED.name, stock = EXCLUDED.stock, price_cents = EXCLUDED.price_cents,
-				currency = EXCLUDED.currency,
-				starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
-				per_user_limit = EXCLUDED.per_user_limit, pay_within_s = EXCLUDED.pay_within_s,
-				created_at = EXCLUDED.created_at, updated_at = now()
-			WHERE s.created_at IS NULL`,
-		saleEnded: `INSERT INTO ` + sales + ` AS s (id, ended, end_reason, unsold, ended_at)
-			SELECT u.id, true, u.reason, u.unsold, u.at
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) AS u(id, reason, unsold, at)
-			ON CONFLICT (id) DO UPDATE SET
-				ended = true, end_reason = EXCLUDED.end_reason, unsold = EXCLUDED.unsold,
-				ended_at = EXCLUDED.ended_at, updated_at = now()
-			WHERE NOT s.ended`,
+				name = CASE WHEN s.created_at IS NULL THEN EXCLUDED.name ELSE s.name END,
+				stock = CASE WHEN s.created_at IS NULL THEN EXCLUDED.stock ELSE s.stock END,
+				price_cents = CASE WHEN s.created_at IS NULL THEN EXCLUDED.price_cents ELSE s.price_cents END,
+				currency = CASE WHEN s.created_at IS NULL THEN EXCLUDED.currency ELSE s.currency END,
+				starts_at = CASE WHEN s.created_at IS NULL THEN EXCLUDED.starts_at ELSE s.starts_at END,
+				ends_at = CASE WHEN s.created_at IS NULL THEN EXCLUDED.ends_at ELSE s.ends_at END,
+				per_user_limit = CASE WHEN s.created_at IS NULL THEN EXCLUDED.per_user_limit ELSE s.per_user_limit END,
+				pay_within_s = CASE WHEN s.created_at IS NULL THEN EXCLUDED.pay_within_s ELSE s.pay_within_s END,
+				created_at = coalesce(s.created_at, EXCLUDED.created_at),
+				ended = s.ended OR EXCLUDED.ended,
+				end_reason = CASE WHEN s.ended THEN s.end_reason ELSE EXCLUDED.end_reason END,
+				unsold = CASE WHEN s.ended THEN s.unsold ELSE EXCLUDED.unsold END,
+				ended_at = CASE WHEN s.ended THEN s.ended_at ELSE EXCLUDED.ended_at END,
+				updated_at = now()
+			-- The CASEs above test s.created_at and s.ended as they were:
+			-- every SET expression sees the old row.
+			WHERE (s.created_at IS NULL AND EXCLUDED.created_at IS NOT NULL) OR (NOT s.ended AND EXCLUDED.ended)`,
 
 		get: `SELECT ` + orderColumns + ` FROM ` + orders + ` WHERE order_id = $1 AND status <> ''`,
 		listUser: `SELECT ` + orderColumns + ` FROM ` + orders + `
@@ -169,77 +197,110 @@ var guards = func() map[string]string {
 	return m
 }()
 
-// historyEntry returns the one-entry history array of an event.
-func historyEntry(typ string, at time.Time) string {
-	// Encoded here rather than with jsonb_build_object: Postgres would render
-	// the time in the session's TimeZone; Go writes RFC 3339 in UTC, at the
-	// microsecond precision of the timestamptz columns.
-	e, _ := json.Marshal([]domain.HistoryEntry{{Type: typ, At: at}})
-	return string(e)
-}
-
 // pgTime is t as timestamptz stores it: UTC, microseconds.
 func pgTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// wave holds events of one batch that touch distinct rows, as columns: each
-// event type becomes one multi-row statement.
-type wave struct {
-	reserved, released struct{ id, h []string }
-	placed             struct {
-		id, sale, user, h  []string
-		qty, price, amount []int64
-		payBy, at          []time.Time
+// ts is t as a timestamptz parameter (NULL for the zero time).
+func ts(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{}
 	}
-	paid struct {
-		id, ref, h []string
-		at         []time.Time
-	}
-	expired struct {
-		id, h []string
-		at    []time.Time
-	}
-	saleCreated struct {
-		id, name, currency              []string
-		stock, price, limit, payWithinS []int64
-		starts, ends, at                []time.Time
-	}
-	saleEnded struct {
-		id, reason []string
-		unsold     []int64
-		at         []time.Time
-	}
+	return pgtype.Timestamptz{Time: pgTime(t), Valid: true}
 }
 
-// Apply applies batch through tx in one round trip. Statements are set-based,
-// one per event type, which needs each to touch a row at most once; so the
-// batch is cut into waves: the k-th event of an aggregate in the batch goes to
-// wave k, and waves run in order. A Runner batch (one message per partition)
-// is a single wave; a rebuild batch (many per partition) a few.
+// orderDelta is what one batch says about one order: the first event of each
+// type (a second one is a duplicate: event ids are <order>/<type>), in log order.
+type orderDelta struct {
+	id                          string
+	history                     []domain.HistoryEntry
+	seen                        uint8 // bit per event type in history
+	placed                      domain.OrderPlaced
+	placedAt, paidAt, expiredAt time.Time
+	paymentRef                  string
+	status                      string // the status the batch alone gives
+}
+
+// saleDelta is what one batch says about one sale.
+type saleDelta struct {
+	created   *domain.SaleCreated
+	createdAt time.Time
+	ended     *domain.SaleEnded
+	endedAt   time.Time
+}
+
+// Order event types as bits, for orderDelta.seen and the inventory's
+// per-order bookkeeping (which stores them: never renumber).
+const (
+	bitReserved uint8 = 1 << iota
+	bitPlaced
+	bitPaid
+	bitExpired
+	bitReleased
+)
+
+func orderBit(typ string) uint8 {
+	switch typ {
+	case domain.TypeStockReserved:
+		return bitReserved
+	case domain.TypeOrderPlaced:
+		return bitPlaced
+	case domain.TypeOrderPaid:
+		return bitPaid
+	case domain.TypeOrderExpired:
+		return bitExpired
+	case domain.TypeStockReleased:
+		return bitReleased
+	}
+	return 0
+}
+
+// Apply applies batch through tx in one round trip of at most two
+// statements: one upsert of every order the batch touches and one of every
+// sale, each row written once however many of its events the batch holds.
 func (o *Orders) Apply(ctx context.Context, tx pgx.Tx, batch []Event) error {
-	var waves []*wave
-	seen := make(map[string]int, len(batch)) // row key → events of it so far
+	orders := map[string]*orderDelta{}
+	var orderIDs []string // first-seen order, so statements are deterministic
+	sales := map[string]*saleDelta{}
+	var saleIDs []string
 	for _, e := range batch {
-		var key string
+		at := pgTime(e.Envelope.OccurredAt)
 		switch ev := e.Event.(type) {
-		case domain.SaleCreated:
-			key = "s:" + ev.SaleID
-		case domain.SaleEnded:
-			key = "s:" + ev.SaleID
+		case domain.SaleCreated, domain.SaleEnded:
+			id := ev.AggregateID()
+			d := sales[id]
+			if d == nil {
+				d = &saleDelta{}
+				sales[id] = d
+				saleIDs = append(saleIDs, id)
+			}
+			switch ev := ev.(type) {
+			case domain.SaleCreated:
+				if d.created == nil {
+					d.created, d.createdAt = &ev, at
+				}
+			case domain.SaleEnded:
+				if d.ended == nil {
+					d.ended, d.endedAt = &ev, at
+				}
+			}
 		case domain.StockReserved, domain.OrderPlaced, domain.OrderPaid, domain.OrderExpired, domain.StockReleased:
-			key = "o:" + ev.AggregateID()
-		default:
-			continue // not an event this read model is made of
+			id := ev.AggregateID()
+			d := orders[id]
+			if d == nil {
+				d = &orderDelta{id: id}
+				orders[id] = d
+				orderIDs = append(orderIDs, id)
+			}
+			d.add(ev, at)
 		}
-		k := seen[key]
-		seen[key] = k + 1
-		if k == len(waves) {
-			waves = append(waves, &wave{})
-		}
-		waves[k].add(e)
+		// Other types are not what this read model is made of.
 	}
 	b := &pgx.Batch{}
-	for _, w := range waves {
-		w.queue(b, &o.sql)
+	if len(orderIDs) > 0 {
+		o.queueOrders(b, orders, orderIDs)
+	}
+	if len(saleIDs) > 0 {
+		queueSales(b, o.sql.sales, sales, saleIDs)
 	}
 	if b.Len() == 0 {
 		return nil
@@ -250,63 +311,72 @@ func (o *Orders) Apply(ctx context.Context, tx pgx.Tx, batch []Event) error {
 	return nil
 }
 
-func (w *wave) add(e Event) {
-	at := pgTime(e.Envelope.OccurredAt)
-	switch ev := e.Event.(type) {
-	case domain.StockReserved:
-		w.reserved.id = append(w.reserved.id, ev.OrderID)
-		w.reserved.h = append(w.reserved.h, historyEntry(ev.EventType(), at))
-	case domain.StockReleased:
-		w.released.id = append(w.released.id, ev.OrderID)
-		w.released.h = append(w.released.h, historyEntry(ev.EventType(), at))
+func (d *orderDelta) add(ev domain.Event, at time.Time) {
+	bit := orderBit(ev.EventType())
+	if d.seen&bit != 0 {
+		return // the same event again (at least once delivery)
+	}
+	d.seen |= bit
+	d.history = append(d.history, domain.HistoryEntry{Type: ev.EventType(), At: at})
+	switch ev := ev.(type) {
 	case domain.OrderPlaced:
-		p := &w.placed
-		p.id, p.sale, p.user = append(p.id, ev.OrderID), append(p.sale, ev.SaleID), append(p.user, ev.UserID)
-		p.qty, p.price, p.amount = append(p.qty, ev.Quantity), append(p.price, ev.PriceCents), append(p.amount, ev.AmountCents)
-		p.payBy, p.at = append(p.payBy, pgTime(ev.PayBy)), append(p.at, at)
-		p.h = append(p.h, historyEntry(ev.EventType(), at))
+		d.placed, d.placedAt = ev, at
+		if d.status == "" {
+			d.status = domain.StatusReserved
+		}
 	case domain.OrderPaid:
-		p := &w.paid
-		p.id, p.ref, p.at = append(p.id, ev.OrderID), append(p.ref, ev.PaymentRef), append(p.at, at)
-		p.h = append(p.h, historyEntry(ev.EventType(), at))
+		d.paidAt, d.paymentRef = at, ev.PaymentRef
+		if !domain.Terminal(d.status) {
+			d.status = domain.StatusPaid
+		}
 	case domain.OrderExpired:
-		x := &w.expired
-		x.id, x.at = append(x.id, ev.OrderID), append(x.at, at)
-		x.h = append(x.h, historyEntry(ev.EventType(), at))
-	case domain.SaleCreated:
-		c := &w.saleCreated
-		c.id, c.name, c.currency = append(c.id, ev.SaleID), append(c.name, ev.Name), append(c.currency, ev.Currency)
-		c.stock, c.price = append(c.stock, ev.Stock), append(c.price, ev.PriceCents)
-		c.limit, c.payWithinS = append(c.limit, ev.PerUserLimit), append(c.payWithinS, ev.PayWithinS)
-		c.starts, c.ends, c.at = append(c.starts, pgTime(ev.StartsAt)), append(c.ends, pgTime(ev.EndsAt)), append(c.at, at)
-	case domain.SaleEnded:
-		x := &w.saleEnded
-		x.id, x.reason, x.unsold, x.at = append(x.id, ev.SaleID), append(x.reason, ev.Reason), append(x.unsold, ev.Unsold), append(x.at, at)
+		d.expiredAt = at
+		if !domain.Terminal(d.status) {
+			d.status = domain.StatusExpired
+		}
 	}
 }
 
-// queue adds the wave's statements to b. Within a wave the order of the
-// statements does not matter: they touch different rows.
-func (w *wave) queue(b *pgx.Batch, q *ordersSQL) {
-	if len(w.reserved.id) > 0 {
-		b.Queue(q.history, w.reserved.id, w.reserved.h, guards[domain.TypeStockReserved])
+func (o *Orders) queueOrders(b *pgx.Batch, orders map[string]*orderDelta, ids []string) {
+	n := len(ids)
+	var (
+		sale, user, status, ref, hist = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		qty, price, amount            = make([]int64, n), make([]int64, n), make([]int64, n)
+		payBy, placed, paid, expired  = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+	)
+	for i, id := range ids {
+		d := orders[id]
+		p := d.placed
+		sale[i], user[i], qty[i], price[i], amount[i] = p.SaleID, p.UserID, p.Quantity, p.PriceCents, p.AmountCents
+		status[i], ref[i] = d.status, d.paymentRef
+		payBy[i], placed[i], paid[i], expired[i] = ts(p.PayBy), ts(d.placedAt), ts(d.paidAt), ts(d.expiredAt)
+		// Encoded here rather than with jsonb_build_object: Postgres would
+		// render the time in the session's TimeZone; Go writes RFC 3339 in
+		// UTC, at the microsecond precision of the timestamptz columns.
+		h, _ := json.Marshal(d.history)
+		hist[i] = string(h)
 	}
-	if p := &w.placed; len(p.id) > 0 {
-		b.Queue(q.placed, p.id, p.sale, p.user, p.qty, p.price, p.amount, p.payBy, p.at, p.h, guards[domain.TypeOrderPlaced])
+	b.Queue(o.sql.orders, ids, sale, user, qty, price, amount, status, payBy, ref, placed, paid, expired, hist)
+}
+
+func queueSales(b *pgx.Batch, sql string, sales map[string]*saleDelta, ids []string) {
+	n := len(ids)
+	var (
+		name, currency, reason                 = make([]string, n), make([]string, n), make([]string, n)
+		stock, price, limit, payWithin, unsold = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		starts, ends, created, endedAt         = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		ended                                  = make([]bool, n)
+	)
+	for i, id := range ids {
+		d := sales[id]
+		if c := d.created; c != nil {
+			name[i], currency[i], stock[i], price[i] = c.Name, c.Currency, c.Stock, c.PriceCents
+			limit[i], payWithin[i] = c.PerUserLimit, c.PayWithinS
+			starts[i], ends[i], created[i] = ts(c.StartsAt), ts(c.EndsAt), ts(d.createdAt)
+		}
+		if e := d.ended; e != nil {
+			ended[i], reason[i], unsold[i], endedAt[i] = true, e.Reason, e.Unsold, ts(d.endedAt)
+		}
 	}
-	if p := &w.paid; len(p.id) > 0 {
-		b.Queue(q.paid, p.id, p.ref, p.at, p.h, guards[domain.TypeOrderPaid])
-	}
-	if x := &w.expired; len(x.id) > 0 {
-		b.Queue(q.expired, x.id, x.at, x.h, guards[domain.TypeOrderExpired])
-	}
-	if len(w.released.id) > 0 {
-		b.Queue(q.history, w.released.id, w.released.h, guards[domain.TypeStockReleased])
-	}
-	if c := &w.saleCreated; len(c.id) > 0 {
-		b.Queue(q.saleCreated, c.id, c.name, c.stock, c.price, c.currency, c.starts, c.ends, c.limit, c.payWithinS, c.at)
-	}
-	if x := &w.saleEnded; len(x.id) > 0 {
-		b.Queue(q.saleEnded, x.id, x.reason, x.unsold, x.at)
-	}
+	b.Queue(sql, ids, name, stock, price, currency, starts, ends, limit, payWithin, created, ended, reason, unsold, endedAt)
 }

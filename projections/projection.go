@@ -103,3 +103,24 @@ func parseTable(name string) (table, error) {
 	}
 	return table(pgx.Identifier(parts).Sanitize()), nil
 }
+
+// Rebuildable is a Projection that a rebuild can build from offset zero into
+// shadow tables while the live one keeps serving (see Rebuild).
+type Rebuildable interface {
+	Projection
+	// Tables lists every table the projection writes, as configured
+	// ("orders" or "schema.orders"). A rebuild shadows and swaps them all.
+	Tables() []string
+	// InSchema returns the same projection writing to tables of the same
+	// names in schema instead.
+	InSchema(schema string) (Projection, error)
+}
+
+// inSchema is table name moved to schema: "orders" or "public.orders" in
+// schema "rebuild_orders" is "rebuild_orders.orders".
+func inSchema(schema, name string) string {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	return schema + "." + name
+}

@@ -20,6 +20,7 @@ func runDev(ctx context.Context, c cli, args []string) error {
 	ep.bind(c, fs)
 	var sys systemFlags
 	sys.bind(c, fs, "127.0.0.1:8080")
+	fs.BoolVar(&sys.devSignIn, "dev-sign-in", true, "serve POST /v1/dev/token, the sale page's password-less sign-in")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -78,8 +79,8 @@ func runDev(ctx context.Context, c cli, args []string) error {
 	}
 	sys.dev = true
 	sys.onListen = func(addr string) {
-		fmt.Fprintf(c.stdout, "\nseckill is running.\n  API:          http://%s\n  Redis:        %s\n  Postgres:     %s\n  Kafka:        %s (topic %s)\n  admin token:  %s\n\nOther commands find these through --data %s. Ctrl-C stops everything.\n",
-			addr, ep.RedisURL, ep.DatabaseURL, ep.Brokers, ep.Topic, admin, ep.Data)
+		fmt.Fprintf(c.stdout, "\nseckill is running.\n  API:          http://%s\n  Sale page:    http://%s/sale/{id}  (index: /)\n  Redis:        %s\n  Postgres:     %s\n  Kafka:        %s (topic %s)\n  admin token:  %s\n\nOther commands find these through --data %s. Ctrl-C stops everything.\n",
+			addr, addr, ep.RedisURL, ep.DatabaseURL, ep.Brokers, ep.Topic, admin, ep.Data)
 	}
 	return runSystem(ctx, ep, sys, log)
 }

@@ -45,7 +45,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startSystem(t *testing.T) *system {
+// startSystem starts the system; env holds extra environment variables as
+// name/value pairs (e.g. "SECKILL_DEV_SIGN_IN", "true").
+func startSystem(t *testing.T, env ...string) *system {
 	t.Helper()
 	rdb := testenv.Redis(t)
 	s := &system{t: t, dbURL: testenv.Postgres(t)}
@@ -55,6 +57,9 @@ func startSystem(t *testing.T) *system {
 		"SECKILL_KAFKA_BROKERS": strings.Join(testenv.Kafka(t, 8), ","),
 		"SECKILL_JWT_SECRET":    testSecret,
 		"SECKILL_DATA":          t.TempDir(),
+	}
+	for i := 0; i+1 < len(env); i += 2 {
+		s.env[env[i]] = env[i+1]
 	}
 	s.start()
 	t.Cleanup(s.shutdown)

@@ -74,6 +74,10 @@ func subcommands() map[string]command {
 		"broker":   {"run the embedded Kafka-protocol broker alone", runBroker},
 		"migrate":  {"apply the database migrations", runMigrate},
 		"token":    {"mint a JWT for a user (or an admin)", runToken},
+		"events":   {"export the event log (time range, filters; jsonl or csv), or tail it", runEvents},
+		"gate":     {"operate the Redis gate: restore it from the event log", runGate},
+		"audit":    {"fold the log and check every invariant, the gate and the read models against it", runAudit},
+		"ceiling":  {"serve an empty chi handler (the benchmark's HTTP ceiling)", runCeiling},
 		"loadtest": {"send a bounded purchase burst at a running seckill on loopback and check the outcome", runLoadtest},
 	}
 }

@@ -35,7 +35,9 @@ type systemFlags struct {
 	sweepEvery time.Duration
 	shutdown   time.Duration
 	dev        bool
+	devSignIn  bool              // serve POST /v1/dev/token (password-less demo sign-in)
 	onListen   func(addr string) // called once the API listens
+	protect    protectionFlags   // node-wide protections (protect.go)
 }
 
 func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
@@ -44,6 +46,7 @@ func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
 	fs.IntVar(&s.partitions, "partitions", 16, "partitions of the event topic when it is created")
 	fs.DurationVar(&s.sweepEvery, "sweep-interval", time.Second, "how often the sweeper looks for expired reservations and closed sales")
 	fs.DurationVar(&s.shutdown, "shutdown-timeout", 15*time.Second, "how long a SIGTERM may take: in-flight requests finish, the relay and projections flush")
+	s.protect.bind(c, fs)
 }
 
 func (s *systemFlags) has(role string) bool {
@@ -61,7 +64,7 @@ func (s *systemFlags) validate() error {
 			return usageError{fmt.Sprintf("unknown role %q (want %s or all)", r, strings.Join(roles, ", "))}
 		}
 	}
-	return nil
+	return s.protect.validate()
 }
 
 func runServe(ctx context.Context, c cli, args []string) error {
@@ -70,6 +73,8 @@ func runServe(ctx context.Context, c cli, args []string) error {
 	ep.bind(c, fs)
 	var sys systemFlags
 	sys.bind(c, fs, ":8080")
+	fs.BoolVar(&sys.devSignIn, "dev-sign-in", envBool(c, "SECKILL_DEV_SIGN_IN"),
+		"serve POST /v1/dev/token, which signs in ANY user id without a password: for demos of the sale page only (env SECKILL_DEV_SIGN_IN)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -97,6 +102,9 @@ func openRedis(url string) (redis.UniversalClient, error) {
 		opt.PoolSize = 128
 	}
 	opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second
+	// Let a caller's deadline (the gate's RedisTimeout on the purchase path)
+	// reach the socket, not only the 2s above.
+	opt.ContextTimeoutEnabled = true
 	return redis.NewClient(opt), nil
 }
 
@@ -127,7 +135,7 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 	if err := eventstore.EnsureTopic(ctx, brokers, ep.Topic, sys.partitions); err != nil {
 		return err
 	}
-	gate, err := commands.NewGate(commands.GateConfig{}, rdb)
+	gate, err := commands.NewGate(sys.protect.gateConfig(ep.JWTSecret), rdb)
 	if err != nil {
 		return err
 	}
@@ -150,7 +158,23 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 		if err != nil {
 			return err
 		}
-		bg.Go(func() error { return relay.Run(bgCtx) })
+		bg.Go(func() error {
+			err := relay.Run(bgCtx)
+			// The API has drained by now: forward what its last requests
+			// wrote, so a clean stop leaves no accepted order waiting in Redis.
+			flushCtx, cancel := context.WithTimeout(context.Background(), sys.shutdown/2)
+			defer cancel()
+			if n, ferr := relay.RunOnce(flushCtx); ferr != nil {
+				log.Warn("relay flush at shutdown", "err", ferr)
+			} else if n > 0 {
+				log.Info("relay flushed at shutdown", "events", n)
+			}
+			return err
+		})
+	}
+	if sys.has("api") {
+		// The node's memory of sold-out sales and of the blacklist.
+		bg.Go(func() error { return gate.RunWatcher(bgCtx, commands.WatcherConfig{Logger: log}) })
 	}
 	if sys.has("sweeper") {
 		bg.Go(func() error {
@@ -178,8 +202,17 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 		if err != nil {
 			return err
 		}
+		if sys.devSignIn && !sys.dev {
+			log.Warn("dev sign-in is on: POST /v1/dev/token signs in any user id without a password")
+		}
+		// The admin export reads the log directly, in no consumer group.
+		eventLog, err := eventstore.NewLog(eventstore.LogConfig{Brokers: brokers, Topic: ep.Topic})
+		if err != nil {
+			return err
+		}
 		h, err := shttp.NewHandler(shttp.Config{
-			Gate: gate, Orders: orders, Auth: auth, Logger: log,
+			Gate: gate, Orders: orders, Auth: auth, Logger: log, Events: eventLog,
+			Sales: orders, DevSignIn: sys.devSignIn,
 			Ready: []shttp.Check{
 				{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 				{Name: "postgres", Ping: pool.Ping},

@@ -1,0 +1,363 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// The sale page in a real browser: headless Chromium driven over the DevTools
+// protocol against a whole seckill started in-process. Screenshots of every
+// step go to $SECKILL_ARTIFACTS/sale-page (default: artifacts/ at the root of
+// the repository), for a human to look at when the page changes.
+
+// findChromium returns the browser to drive. Without one the test is skipped
+// on a developer's machine, but never in CI, which installs it (.ci/run).
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("SECKILL_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome-stable", "google-chrome", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const hint = "install it with `apt-get install -y chromium` (make deps does), or point SECKILL_CHROMIUM at a Chrome binary"
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found, and CI must run the browser test: " + hint)
+	}
+	t.Skip("chromium not found, so the sale page is not tested in a browser: " + hint)
+	return ""
+}
+
+// artifactsDir is where the screenshots go.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SECKILL_ARTIFACTS")
+	if dir == "" {
+		root, err := filepath.Abs(filepath.Join("..", "..")) // tests run in cmd/seckill
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, "artifacts")
+	}
+	dir = filepath.Join(dir, "sale-page")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// browser is one headless Chromium with a fresh profile.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	shot string // artifacts directory
+
+	mu       sync.Mutex
+	problems []string // uncaught exceptions and console errors of any tab
+}
+
+func newBrowser(t *testing.T, exe string) *browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox, // root in CI containers; the page under test is ours
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true), // /dev/shm is tiny in containers
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1024, 768),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc) // runs before the profile directory is removed, and waits for Chromium to exit
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(cancel)
+	// The first Do starts the browser and binds it to ctx: no timeout here,
+	// or the browser would die with it.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	return &browser{t: t, ctx: ctx, shot: artifactsDir(t)}
+}
+
+// tab opens a new tab: a fresh sessionStorage, so a fresh shopper. phone
+// emulates a phone's screen (360 CSS pixels wide, touch, the viewport meta
+// tag honoured); with a clock skew, the page's Date is that far off.
+func (b *browser) tab(name string, phone bool, skew time.Duration) *tab {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("open tab %s: %v", name, err)
+	}
+	if phone {
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(360, 780, chromedp.EmulateMobile, chromedp.EmulateScale(2))); err != nil {
+			b.t.Fatalf("emulate a phone in tab %s: %v", name, err)
+		}
+	}
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			// Failed requests (409 sold_out, 404 of a disabled sign-in) are
+			// logged by the browser as network errors; they are expected.
+			if m.IsException() || m.Type == chromedp.ConsoleError && m.Source != "network" {
+				b.mu.Lock()
+				b.problems = append(b.problems, fmt.Sprintf("%s: %s (%s:%d)", name, m, m.URL, m.Line))
+				b.mu.Unlock()
+			}
+		}
+	}()
+	if skew != 0 {
+		src := fmt.Sprintf(`(() => {
+			const skew = %d, Real = Date;
+			class Skewed extends Real {
+				constructor(...a) { if (a.length === 0) super(Real.now() + skew); else super(...a); }
+				static now() { return Real.now() + skew; }
+			}
+			window.Date = Skewed;
+		})();`, skew.Milliseconds())
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {
+			b.t.Fatalf("skew the clock of tab %s: %v", name, err)
+		}
+	}
+	return &tab{b: b, name: name, ctx: ctx}
+}
+
+func (b *browser) checkConsole() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("browser console: %s", p)
+	}
+}
+
+type tab struct {
+	b    *browser
+	name string
+	ctx  context.Context
+}
+
+// do runs actions with a timeout; the tab outlives it.
+func (tb *tab) do(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	tb.b.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		tb.screenshot("FAILED-" + tb.name)
+		tb.b.t.Fatalf("%s: %s: %v\npage: %s", tb.name, what, err, tb.text("main"))
+	}
+}
+
+func (tb *tab) text(sel string) string {
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).innerText`, sel)))
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	return strings.TrimSpace(s)
+}
+
+func (tb *tab) disabled(sel string) bool {
+	tb.b.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	d, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q).disabled`, sel)))
+	if err != nil {
+		tb.b.t.Fatalf("%s: read %s.disabled: %v", tb.name, sel, err)
+	}
+	return d
+}
+
+// screenshot saves the whole page as NAME.png in the artifacts directory.
+func (tb *tab) screenshot(name string) {
+	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.b.t.Errorf("%s: screenshot %s: %v", tb.name, name, err)
+		return
+	}
+	p := filepath.Join(tb.b.shot, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		tb.b.t.Errorf("save screenshot: %v", err)
+		return
+	}
+	tb.b.t.Logf("screenshot %s", p)
+}
+
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+func TestSalePageInBrowser(t *testing.T) {
+	exe := findChromium(t)
+	begin := time.Now()
+	s := startSystem(t, "SECKILL_DEV_SIGN_IN", "true")
+	b := newBrowser(t, exe)
+	defer b.checkConsole()
+
+	// Alice's device clock is an hour fast: a page that trusted it would
+	// open the sale at once.
+	alice := b.tab("alice", true, time.Hour)
+	bob := b.tab("bob", false, 0)
+
+	// A sale of one unit that opens a few seconds from now, behind a purchase
+	// pass (require_token), which the page fetches once the sale is open.
+	const lead = 6 * time.Second
+	startsAt := time.Now().Add(lead).UTC()
+	r := s.do("POST", "/v1/sales", s.admin, fmt.Sprintf(
+		`{"name":"Vintage camera","stock":1,"price_cents":12900,"starts_at":%q,"ends_at":%q,"per_user_limit":1,"pay_within_s":600,"require_token":true}`,
+		startsAt.Format(time.RFC3339Nano), startsAt.Add(time.Hour).Format(time.RFC3339Nano)))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create sale: %d %s", r.status, r.raw)
+	}
+	sale := r.str("id")
+	url := s.base + "/sale/" + sale
+
+	// 1. Before the start: the countdown runs and the button is locked.
+	alice.do("open the sale page", 20*time.Second,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(css(`#sale[data-phase="upcoming"]`)),
+	)
+	if got := alice.text("#sale-name"); got != "Vintage camera" {
+		t.Errorf("sale name = %q", got)
+	}
+	if !alice.disabled("#buy") {
+		t.Error("buy button is enabled before the sale starts (the device clock is an hour fast)")
+	}
+	if got := alice.text("#countdown-label"); got != "Starts in" {
+		t.Errorf("countdown label before the start = %q", got)
+	}
+	if got := alice.text("#remaining"); got != "1 of 1" {
+		t.Errorf("remaining = %q, want 1 of 1", got)
+	}
+	alice.screenshot("01-before-start")
+	// The same check a moment before the start, after a few stock refreshes.
+	if wait := time.Until(startsAt.Add(-time.Second)); wait > 0 {
+		time.Sleep(wait)
+	}
+	if !alice.disabled("#buy") {
+		t.Error("buy button is enabled a second before the start")
+	}
+	if time.Now().After(startsAt) {
+		t.Fatalf("the browser took longer than %v to show the page; the before-start checks proved nothing", lead)
+	}
+
+	// 2. The start: the button unlocks on the server's clock, not earlier.
+	alice.do("wait for the start", lead+15*time.Second, chromedp.WaitEnabled(css("#buy")))
+	if early := startsAt.Sub(time.Now()); early > 500*time.Millisecond {
+		t.Errorf("buy button unlocked %v before the start", early)
+	}
+	if got := alice.text("#countdown-label"); got != "Ends in" {
+		t.Errorf("countdown label after the start = %q", got)
+	}
+
+	// The sale does require a pass: the page below must fetch one to buy.
+	if r := s.do("POST", "/v1/sales/"+sale+"/purchase", s.token("mallory"), `{"quantity":1}`); r.errCode() != "token_required" {
+		t.Errorf("purchase without a pass: %d %s, want 403 token_required", r.status, r.raw)
+	}
+
+	// 3. Sign in as alice (dev sign-in) and buy.
+	alice.do("sign in", 20*time.Second,
+		chromedp.SendKeys(css("#user-id"), "alice"),
+		chromedp.Click(css("#sign-in")),
+		chromedp.WaitVisible(css("#who")),
+	)
+	if got := alice.text("#who-name"); got != "alice" {
+		t.Errorf("signed in as %q, want alice", got)
+	}
+	alice.screenshot("02-open-signed-in")
+	alice.do("buy", 20*time.Second,
+		chromedp.Click(css("#buy")),
+		chromedp.WaitVisible(css(`#order[data-status="reserved"]`)),
+		chromedp.WaitVisible(css("#pay")),
+	)
+	order := alice.text("#order-id")
+	if !strings.HasPrefix(order, sale+"-") {
+		t.Errorf("order id %q is not an order of sale %s", order, sale)
+	}
+	if got := alice.text("#pay-by"); !strings.HasPrefix(got, "9:") && !strings.HasPrefix(got, "10:") {
+		t.Errorf("pay-by countdown = %q, want about 10 minutes", got)
+	}
+	if !alice.disabled("#buy") {
+		t.Error("buy button is enabled while the order waits for payment")
+	}
+	alice.do("see the stock go", 10*time.Second, chromedp.Poll[chromedp.Void](`document.querySelector('#remaining').innerText === '0 of 1'`))
+	alice.screenshot("03-reserved")
+
+	// 4. Pay.
+	alice.do("pay", 20*time.Second,
+		chromedp.Click(css("#pay")),
+		chromedp.WaitVisible(css(`#order[data-status="paid"]`)),
+	)
+	if got := alice.text("#order-status"); !strings.Contains(got, "Paid") {
+		t.Errorf("order status after paying = %q", got)
+	}
+	alice.screenshot("04-paid")
+	if r := s.do("GET", "/v1/orders/"+order, s.token("alice"), ""); r.status != http.StatusOK || r.str("status") != "paid" {
+		t.Errorf("the API has order %s as %d %s, want paid", order, r.status, r.raw)
+	}
+
+	// 5. Bob comes after the sell-out: he is told, and cannot buy.
+	bob.do("open the sale page", 20*time.Second,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(css(`#sale[data-phase="sold_out"]`)),
+	)
+	bob.do("sign in with a bad user id", 20*time.Second,
+		chromedp.SendKeys(css("#user-id"), "bob smith"),
+		chromedp.Click(css("#sign-in")),
+	)
+	if got := bob.text("#sign-in-error"); !strings.Contains(got, "1 to 64") {
+		t.Errorf("sign-in error for a bad user id = %q", got)
+	}
+	bob.do("sign in", 20*time.Second,
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#user-id').value = ''`),
+		chromedp.SendKeys(css("#user-id"), "bob"),
+		chromedp.Click(css("#sign-in")),
+		chromedp.WaitVisible(css("#who")),
+	)
+	if !bob.disabled("#buy") || bob.text("#buy") != "Sold out" {
+		t.Errorf("bob's buy button: disabled %v, label %q; want disabled, Sold out", bob.disabled("#buy"), bob.text("#buy"))
+	}
+	if got := bob.text("#buy-help"); !strings.Contains(got, "Sold out") {
+		t.Errorf("bob is told %q, want a sold-out message", got)
+	}
+	if got := bob.text("#remaining"); got != "0 of 1" {
+		t.Errorf("bob sees remaining %q, want 0 of 1", got)
+	}
+	bob.screenshot("05-sold-out")
+
+	// 6. The index lists the sale once the read model has it.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(s.do("GET", "/v1/sales", "", "").raw, `"id":"`+sale+`"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v1/sales does not list sale %s after 30s", sale)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	bob.do("open the index", 20*time.Second,
+		chromedp.Navigate(s.base+"/"),
+		chromedp.WaitVisible(css(fmt.Sprintf(`#sales a[href="/sale/%s"]`, sale))),
+	)
+	bob.screenshot("06-index")
+	t.Logf("browser test took %v", time.Since(begin).Round(time.Millisecond))
+}

@@ -1,0 +1,148 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/seckill/seckill/domain"
+)
+
+// The blacklist: users who may not buy, in any sale. It lives in three places,
+// each for a reason:
+//
+//   - the set <prefix>blacklist is the truth, listed by the admin API;
+//   - every sale's {sale:ID}:blocked set is a copy the purchase script checks,
+//     because a script may only touch keys of its sale's slot (Redis Cluster)
+//     and a node whose local copy missed a notification must not let a
+//     blocked user through;
+//   - each node's in-memory copy answers blocked without Redis, kept fresh by
+//     notifications and a periodic re-read (RunWatcher).
+//
+// Block writes the set first and the sales' copies second; CreateSale
+// registers a new sale first and copies the set second, so a sale created
+// while a user is being blocked gets the user from one side or the other.
+
+// BlacklistKey is the set of blocked user ids.
+func (g *Gate) BlacklistKey() string { return g.cfg.Prefix + "blacklist" }
+
+// NotifyChannel is the pub/sub channel on which the gate's scripts and admin
+// calls tell every node what it may answer from memory (RunWatcher).
+func (g *Gate) NotifyChannel() string { return g.cfg.Prefix + "gate" }
+
+// Block puts user on the blacklist: from now on every purchase of theirs is
+// refused with domain.ErrBlocked. Orders they already hold stay. Blocking a
+// blocked user is not an error. A *domain.ValidationError for a bad id.
+func (g *Gate) Block(ctx context.Context, user string) error {
+	return g.setBlocked(ctx, user, true)
+}
+
+// Unblock takes user off the blacklist. Unblocking a user who is not blocked
+// is not an error.
+func (g *Gate) Unblock(ctx context.Context, user string) error {
+	return g.setBlocked(ctx, user, false)
+}
+
+func (g *Gate) setBlocked(ctx context.Context, user string, blocked bool) error {
+	if !domain.ValidID(user) {
+		return domain.Invalid("user_id", "must be 1-64 letters, digits, '-' or '_'")
+	}
+	op, verb := "SADD", "block"
+	if !blocked {
+		op, verb = "SREM", "unblock"
+	}
+	if err := g.rdb.Do(ctx, op, g.BlacklistKey(), user).Err(); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, user, err)
+	}
+	ids, err := g.SaleIDs(ctx)
+	if err != nil {
+		return err
+	}
+	pipe := g.rdb.Pipeline()
+	for _, id := range ids {
+		pipe.Do(ctx, op, g.keys(id).blocked, user)
+	}
+	pipe.Publish(ctx, g.NotifyChannel(), verb+" "+user)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("%s %s in %d sales: %w", verb, user, len(ids), err)
+	}
+	g.noteBlocked(user, blocked)
+	return nil
+}
+
+// Blacklist lists the blocked users, sorted.
+func (g *Gate) Blacklist(ctx context.Context) ([]string, error) {
+	users, err := g.rdb.SMembers(ctx, g.BlacklistKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read blacklist: %w", err)
+	}
+	slices.Sort(users)
+	return users, nil
+}
+
+// RefreshBlacklist replaces this node's copy of the blacklist with Redis's.
+func (g *Gate) RefreshBlacklist(ctx context.Context) error {
+	users, err := g.rdb.SMembers(ctx, g.BlacklistKey()).Result()
+	if err != nil {
+		return fmt.Errorf("read blacklist: %w", err)
+	}
+	m := make(map[string]struct{}, len(users))
+	for _, u := range users {
+		m[u] = struct{}{}
+	}
+	g.blocked.Store(&m)
+	return nil
+}
+
+// isBlocked answers from this node's copy: one atomic load and a map lookup.
+func (g *Gate) isBlocked(user string) bool {
+	m := g.blocked.Load()
+	if m == nil || len(*m) == 0 {
+		return false
+	}
+	_, ok := (*m)[user]
+	return ok
+}
+
+// noteBlocked updates this node's copy. The copy is replaced, never changed in
+// place, so readers need no lock; blacklists are short and change rarely.
+func (g *Gate) noteBlocked(user string, blocked bool) {
+	for {
+		old := g.blocked.Load()
+		var m map[string]struct{}
+		if old != nil {
+			m = maps.Clone(*old)
+		}
+		if m == nil {
+			m = map[string]struct{}{}
+		}
+		if blocked {
+			m[user] = struct{}{}
+		} else {
+			delete(m, user)
+		}
+		if g.blocked.CompareAndSwap(old, &m) {
+			return
+		}
+	}
+}
+
+// copyBlacklist gives a new sale its copy of the blacklist (see above).
+func (g *Gate) copyBlacklist(ctx context.Context, saleID string) error {
+	users, err := g.rdb.SMembers(ctx, g.BlacklistKey()).Result()
+	if err != nil {
+		return fmt.Errorf("read blacklist: %w", err)
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	args := make([]any, len(users))
+	for i, u := range users {
+		args[i] = u
+	}
+	if err := g.rdb.SAdd(ctx, g.keys(saleID).blocked, args...).Err(); err != nil {
+		return fmt.Errorf("copy blacklist to sale %s: %w", saleID, err)
+	}
+	return nil
+}

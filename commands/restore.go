@@ -1,0 +1,418 @@
+package commands
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seckill/seckill/domain"
+)
+
+// ErrGateLive is returned by Restore when the gate still holds a sale it was
+// asked to restore and RestoreOptions.Force is not set.
+var ErrGateLive = errors.New("the gate still holds the sale")
+
+// ErrOutboxPending is returned by Restore when a sale's outbox holds entries:
+// events the gate decided that may not be in the log yet. Restoring would
+// undo them; let the relay forward them first.
+var ErrOutboxPending = errors.New("outbox not empty")
+
+// RestoreOptions says what Restore restores.
+type RestoreOptions struct {
+	// SaleIDs limits the restore to these sales; empty restores every sale
+	// of the fold.
+	SaleIDs []string
+	// Force overwrites sales the gate still has (any of their keys exists):
+	// their keys are deleted and rewritten from the log. Without it Restore
+	// refuses with ErrGateLive and changes nothing.
+	Force bool
+	// BatchSize is how many commands go to Redis in one pipeline. Default 1000.
+	BatchSize int
+}
+
+// RestoreReport tells what Restore changed.
+type RestoreReport struct {
+	Sales []SaleRestore
+	// Skipped names sales of the log that were not restored, and why.
+	Skipped []string
+	// Warnings are the fold's invariant violations (domain.Fold.Violations)
+	// and anything the gate's layout cannot express; the restore writes
+	// the fold as it is.
+	Warnings []string
+	Duration time.Duration
+}
+
+// SaleRestore is what Restore did to one sale.
+type SaleRestore struct {
+	SaleID string
+	// Existed is true when the gate had keys of the sale before (Force).
+	Existed bool
+	// RemainingBefore is the gate's remaining stock before the restore (0
+	// when the sale hash was missing: HadRemaining is then false).
+	RemainingBefore int64
+	HadRemaining    bool
+	// RemainingAfter is the remaining stock folded from the log.
+	RemainingAfter int64
+	// Orders is the number of order hashes written; Reserved of them are
+	// still awaiting payment (and back in the expiry queue).
+	Orders   int
+	Reserved int
+	// OrdersRemoved counts order hashes the gate had that the log does not
+	// know (Force only).
+	OrdersRemoved int
+	Ended         bool
+}
+
+// Restore rebuilds the gate's state in Redis from a fold of the whole log, in
+// exactly the layout the scripts use (keys.go, lua/*.lua): per sale its hash
+// (configuration and counters), its orders' hashes, the idempotency hash,
+// the units each user holds, the expiry queue of still-reserved orders, and
+// the registry sets. It is the answer to losing Redis: the log is the source
+// of truth, and the gate is a fold of it.
+//
+// Outboxes are left empty: every restored event is already in the log. A sale
+// whose outbox still holds entries is refused (ErrOutboxPending), because its
+// gate is ahead of the log. A sale the gate still has is refused
+// (ErrGateLive) unless opts.Force. Refusals are checked for every sale before
+// anything is written.
+//
+// Each sale's hash is written last, after its orders and indexes: the scripts
+// treat a sale without a hash as unknown, so no purchase, payment or sweep
+// acts on a half-restored sale.
+func (g *Gate) Restore(ctx context.Context, fold *domain.Fold, opts RestoreOptions) (RestoreReport, error) {
+	start := time.Now()
+	var rep RestoreReport
+	if fold == nil {
+		return rep, errors.New("restore: nil fold")
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	rep.Warnings = fold.Violations()
+
+	ids := opts.SaleIDs
+	if len(ids) == 0 {
+		for id := range fold.Sales {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var sales []*domain.SaleState
+	for _, id := range ids {
+		s, ok := fold.Sales[id]
+		switch {
+		case !ok && len(opts.SaleIDs) > 0:
+			return rep, fmt.Errorf("restore: sale %s is not in the log", id)
+		case !ok:
+			continue
+		case !s.Known:
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("sale %s: the log has events of it but no SaleCreated", id))
+			continue
+		}
+		sales = append(sales, s)
+	}
+
+	// The orders of each sale, in the order they were placed: for orders
+	// recorded without their idempotency key (OrderPlaced v1) the first one
+	// takes the user's key-less slot, as it did in the gate.
+	orders := map[string][]*domain.OrderState{}
+	for _, o := range fold.Orders {
+		if o.Status == "" {
+			continue // never placed: a violation the warnings name
+		}
+		orders[o.SaleID] = append(orders[o.SaleID], o)
+	}
+	for _, os := range orders {
+		slices.SortFunc(os, func(a, b *domain.OrderState) int {
+			return cmp.Or(a.PlacedAt.Compare(b.PlacedAt), strings.Compare(a.OrderID, b.OrderID))
+		})
+	}
+
+	// Check every sale before writing anything.
+	rep.Sales = make([]SaleRestore, len(sales))
+	var live, pending []string
+	for i, s := range sales {
+		sr, outbox, err := g.restoreCheck(ctx, s.SaleID)
+		if err != nil {
+			return rep, err
+		}
+		if outbox > 0 {
+			pending = append(pending, fmt.Sprintf("%s (%d entries)", s.SaleID, outbox))
+		}
+		if sr.Existed && !opts.Force {
+			live = append(live, s.SaleID)
+		}
+		rep.Sales[i] = sr
+	}
+	if len(live) > 0 {
+		return RestoreReport{}, fmt.Errorf("restore: sale %s: %w (use force to overwrite it from the log)", strings.Join(live, ", "), ErrGateLive)
+	}
+	if len(pending) > 0 {
+		return RestoreReport{}, fmt.Errorf("restore: outbox of sale %s: %w: the gate is ahead of the log; let the relay forward it first",
+			strings.Join(pending, ", "), ErrOutboxPending)
+	}
+
+	for i, s := range sales {
+		sr := &rep.Sales[i]
+		sr.RemainingAfter, sr.Ended = s.Remaining(), s.Ended
+		if err := g.restoreSale(ctx, s, orders[s.SaleID], sr, opts, &rep); err != nil {
+			return rep, err
+		}
+		g.forget(s.SaleID)
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// restoreCheck reads what the gate has of a sale: whether any of its keys
+// exists, its remaining stock, and its outbox's length.
+func (g *Gate) restoreCheck(ctx context.Context, saleID string) (SaleRestore, int64, error) {
+	k := g.keys(saleID)
+	pipe := g.rdb.Pipeline()
+	exists := pipe.Exists(ctx, k.sale, k.idem, k.units, k.due)
+	remaining := pipe.HGet(ctx, k.sale, "remaining")
+	outbox := pipe.XLen(ctx, k.outbox)
+	if _, err := pipe.Exec(ctx); err != nil && !isNil(err) {
+		return SaleRestore{}, 0, fmt.Errorf("restore: read sale %s: %w", saleID, err)
+	}
+	sr := SaleRestore{SaleID: saleID, Existed: exists.Val() > 0}
+	if n, err := remaining.Int64(); err == nil {
+		sr.RemainingBefore, sr.HadRemaining = n, true
+	}
+	return sr, outbox.Val(), nil
+}
+
+// batch queues commands on a pipeline and sends them every size commands.
+type batch struct {
+	ctx  context.Context
+	rdb  redis.UniversalClient
+	pipe redis.Pipeliner
+	size int
+}
+
+func (b *batch) add(fn func(p redis.Pipeliner)) error {
+	if b.pipe == nil {
+		b.pipe = b.rdb.Pipeline()
+	}
+	fn(b.pipe)
+	if b.pipe.Len() >= b.size {
+		return b.flush()
+	}
+	return nil
+}
+
+func (b *batch) flush() error {
+	if b.pipe == nil || b.pipe.Len() == 0 {
+		return nil
+	}
+	_, err := b.pipe.Exec(b.ctx)
+	b.pipe = nil
+	return err
+}
+
+// restoreSale rewrites one sale's keys.
+func (g *Gate) restoreSale(ctx context.Context, s *domain.SaleState, orders []*domain.OrderState, sr *SaleRestore, opts RestoreOptions, rep *RestoreReport) error {
+	k := g.keys(s.SaleID)
+	wrap := func(err error) error { return fmt.Errorf("restore sale %s: %w", s.SaleID, err) }
+	if sr.Existed {
+		// The sale hash goes first: from here on the scripts answer
+		// sale_not_found until the restore writes it back.
+		if err := g.rdb.Del(ctx, k.sale, k.idem, k.units, k.due).Err(); err != nil {
+			return wrap(err)
+		}
+		inLog := make(map[string]bool, len(orders))
+		for _, o := range orders {
+			inLog[o.OrderID] = true
+		}
+		removed, err := g.deleteOrders(ctx, k, opts.BatchSize, inLog)
+		if err != nil {
+			return wrap(err)
+		}
+		sr.OrdersRemoved = removed
+	}
+
+	b := &batch{ctx: ctx, rdb: g.rdb, size: opts.BatchSize}
+	idem := make(map[string]string, len(orders))
+	var idemOrder []string // fields in placing order, for a stable write
+	var due []redis.Z
+	for _, o := range orders {
+		fields := []any{"user", o.UserID, "qty", o.Quantity, "status", o.Status,
+			"pay_by", ms(o.PayBy), "placed_at", ms(o.PlacedAt), "amount", o.AmountCents, "price", o.PriceCents}
+		switch o.Status {
+		case domain.StatusPaid:
+			fields = append(fields, "payment_ref", o.PaymentRef, "paid_at", ms(o.PaidAt))
+		case domain.StatusExpired:
+			fields = append(fields, "expired_at", ms(o.ExpiredAt))
+		case domain.StatusReserved:
+			due = append(due, redis.Z{Score: float64(o.PayBy.UnixMilli()), Member: o.OrderID})
+		}
+		key := k.order(o.OrderID)
+		err := b.add(func(p redis.Pipeliner) {
+			if sr.Existed {
+				p.Del(ctx, key) // the pass above kept it: drop stale fields
+			}
+			p.HSet(ctx, key, fields...)
+		})
+		if err != nil {
+			return wrap(err)
+		}
+		f := o.UserID + "|" + o.IdempotencyKey
+		if _, taken := idem[f]; !taken {
+			idem[f] = o.OrderID
+			idemOrder = append(idemOrder, f)
+		}
+	}
+	sr.Orders, sr.Reserved = len(orders), len(due)
+
+	// The indexes go in commands of up to 500 members each.
+	const chunk = 500
+	for i := 0; i < len(idemOrder); i += chunk {
+		var args []any
+		for _, f := range idemOrder[i:min(i+chunk, len(idemOrder))] {
+			args = append(args, f, idem[f])
+		}
+		if err := b.add(func(p redis.Pipeliner) { p.HSet(ctx, k.idem, args...) }); err != nil {
+			return wrap(err)
+		}
+	}
+	users := make([]string, 0, len(s.Buyers))
+	for u := range s.Buyers {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	for i := 0; i < len(users); i += chunk {
+		var args []any
+		for _, u := range users[i:min(i+chunk, len(users))] {
+			// Zero stays: the scripts leave a user's field at 0 when their
+			// last reservation expires, and so does the restore.
+			args = append(args, u, s.Buyers[u])
+		}
+		if err := b.add(func(p redis.Pipeliner) { p.HSet(ctx, k.units, args...) }); err != nil {
+			return wrap(err)
+		}
+	}
+	for i := 0; i < len(due); i += chunk {
+		zs := due[i:min(i+chunk, len(due))]
+		if err := b.add(func(p redis.Pipeliner) { p.ZAdd(ctx, k.due, zs...) }); err != nil {
+			return wrap(err)
+		}
+	}
+	if err := b.add(func(p redis.Pipeliner) {
+		p.SAdd(ctx, g.SalesKey(), s.SaleID)
+		p.SAdd(ctx, g.OutboxesKey(), k.outbox)
+	}); err != nil {
+		return wrap(err)
+	}
+	if err := b.flush(); err != nil {
+		return wrap(err)
+	}
+	// The blacklist is not in the log: the sale gets a copy of whatever the
+	// gate's blacklist holds now, as CreateSale gives a new sale.
+	if err := g.copyBlacklist(ctx, s.SaleID); err != nil {
+		return wrap(err)
+	}
+	// Last, the sale itself: the scripts now find everything it points to.
+	if err := g.rdb.HSet(ctx, k.sale, saleHash(s)...).Err(); err != nil {
+		return wrap(err)
+	}
+	// Nodes answering sold_out or ended from memory (guard.go) learn the
+	// restored state now rather than when their flag lapses. Best effort:
+	// the flag's TTL bounds a missed notice.
+	notice := "stock "
+	switch {
+	case s.Ended:
+		notice = "ended "
+	case s.Remaining() <= 0:
+		notice = "soldout "
+	}
+	_ = g.rdb.Publish(ctx, g.NotifyChannel(), notice+s.SaleID).Err()
+	if r := s.Remaining(); r < 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("sale %s: restored with remaining %d < 0 (the log oversold it); the gate answers sold_out", s.SaleID, r))
+	}
+	return nil
+}
+
+// saleHash is the sale hash as create_sale.lua writes it (newSaleFields) and
+// purchase, pay, expire and end_sale.lua update it. Counters the scripts
+// create on first use (HINCRBY) are written only once they would exist, so a
+// restored hash equals the original field for field. Later pairs override
+// earlier ones in one HSET.
+func saleHash(s *domain.SaleState) []any {
+	h := newSaleFields(s.SaleCreated, s.CreatedAt)
+	h = append(h, "remaining", s.Remaining(), "reserved", s.ReservedQty, "paid", s.PaidQty, "expired", s.ExpiredQty)
+	if s.Orders > 0 {
+		h = append(h, "orders", s.Orders)
+	}
+	if s.PaidOrders > 0 {
+		h = append(h, "paid_cents", s.PaidCents)
+	}
+	if s.PoolQty > 0 {
+		h = append(h, "pool_released", s.PoolQty)
+	}
+	if returned := s.ReleasedQty - s.PoolQty; returned > 0 {
+		h = append(h, "returned", returned)
+	}
+	if s.Ended {
+		h = append(h, "ended", 1, "end_reason", s.EndReason, "ended_at", ms(s.EndedAt), "unsold", s.Unsold)
+	}
+	return h
+}
+
+// deleteOrders deletes the order hashes of a sale that the log does not
+// know (keep tells those it does; the caller rewrites them) and returns how
+// many it deleted. All of a sale's keys share its hash tag, so on Redis
+// Cluster they live on one node, the one scanned.
+func (g *Gate) deleteOrders(ctx context.Context, k keys, batchSize int, keep map[string]bool) (int, error) {
+	var scanner interface {
+		Scan(ctx context.Context, cursor uint64, match string, count int64) *redis.ScanCmd
+	} = g.rdb
+	if cc, ok := g.rdb.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, k.sale)
+		if err != nil {
+			return 0, err
+		}
+		scanner = node
+	}
+	b := &batch{ctx: ctx, rdb: g.rdb, size: batchSize}
+	removed := 0
+	// Glob characters in the prefix are escaped so the match is literal.
+	match := globEscape(k.orderPf) + "*"
+	var cursor uint64
+	for {
+		found, next, err := scanner.Scan(ctx, cursor, match, 1000).Result()
+		if err != nil {
+			return removed, err
+		}
+		for _, key := range found {
+			if keep[strings.TrimPrefix(key, k.orderPf)] {
+				continue
+			}
+			removed++
+			if err := b.add(func(p redis.Pipeliner) { p.Del(ctx, key) }); err != nil {
+				return removed, err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	return removed, b.flush()
+}
+
+func globEscape(s string) string {
+	var sb strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[]\`, c) {
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(c)
+	}
+	return sb.String()
+}

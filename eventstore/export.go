@@ -1,0 +1,254 @@
+package eventstore
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/seckill/seckill/domain"
+)
+
+// Query selects events of the log for analysts: a time range (see ReadConfig)
+// and filters that must all hold.
+type Query struct {
+	// From and To bound the time the events occurred, [From, To); zero is
+	// unbounded.
+	From, To time.Time
+	// Types keeps events of these types only; empty keeps all.
+	Types []string
+	// SaleID, OrderID and UserID keep events about that sale, order or user
+	// only (domain.RefsOf; StockReleased names no user, so a user filter
+	// leaves it out).
+	SaleID, OrderID, UserID string
+	// Follow keeps reading new events after the end of the log (ReadConfig.Follow).
+	Follow bool
+	// Slack: ReadConfig.Slack.
+	Slack time.Duration
+	// SkipUndecodable passes over records this build cannot decode (not an
+	// envelope, an unknown type, a newer schema version), counting them in
+	// QueryStats.Skipped, instead of stopping with an error.
+	SkipUndecodable bool
+}
+
+// Validate reports every field that is wrong, joined.
+func (q Query) Validate() error {
+	var errs []error
+	for _, t := range q.Types {
+		if _, ok := domain.CurrentVersion(t); !ok {
+			errs = append(errs, fmt.Errorf("unknown event type %q (known: %v)", t, domain.EventTypes()))
+		}
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
+		errs = append(errs, errors.New("to must be after from"))
+	}
+	if q.Slack < 0 {
+		errs = append(errs, errors.New("slack must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// match reports whether the decoded event passes the filters.
+func (q Query) match(env domain.Envelope, ev domain.Event) bool {
+	if len(q.Types) > 0 && !slices.Contains(q.Types, env.Type) {
+		return false
+	}
+	if q.SaleID == "" && q.OrderID == "" && q.UserID == "" {
+		return true
+	}
+	r := domain.RefsOf(ev)
+	return (q.SaleID == "" || r.SaleID == q.SaleID) &&
+		(q.OrderID == "" || r.OrderID == q.OrderID) &&
+		(q.UserID == "" || r.UserID == q.UserID)
+}
+
+// Entry is one event of the log as analysts get it: its place in the log, its
+// envelope upcast to the current schema version, and the decoded event.
+type Entry struct {
+	Event
+	Decoded domain.Event
+}
+
+// QueryStats counts what a query did.
+type QueryStats struct {
+	ReadStats
+	// Matched is the number of events passed to fn.
+	Matched int64
+	// Skipped is the number of records passed over as undecodable.
+	Skipped int64
+}
+
+// Log is the event log read directly, for analysts and tools.
+type Log struct {
+	brokers []string
+	topic   string
+}
+
+// LogConfig configures a Log.
+type LogConfig struct {
+	// Brokers are the seed brokers. Required.
+	Brokers []string
+	// Topic is the log's topic. Default DefaultTopic.
+	Topic string
+}
+
+// Validate reports every field that is wrong, joined.
+func (c LogConfig) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("no brokers")
+	}
+	return nil
+}
+
+// NewLog returns the log of cfg. It connects on each query.
+func NewLog(cfg LogConfig) (*Log, error) {
+	if cfg.Topic == "" {
+		cfg.Topic = DefaultTopic
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new log: %w", err)
+	}
+	return &Log{brokers: cfg.Brokers, topic: cfg.Topic}, nil
+}
+
+// Events calls fn with every event that matches q, in the order Read gives
+// (merged by time across partitions). A record that cannot be decoded stops
+// the query with an error naming it, unless q.SkipUndecodable. An error from
+// fn stops the query and is returned unwrapped.
+func (l *Log) Events(ctx context.Context, q Query, fn func(Entry) error) (QueryStats, error) {
+	var st QueryStats
+	if err := q.Validate(); err != nil {
+		return st, fmt.Errorf("query log: %w", err)
+	}
+	rs, err := Read(ctx, ReadConfig{
+		Brokers: l.brokers, Topic: l.topic, From: q.From, To: q.To, Slack: q.Slack, Follow: q.Follow,
+	}, func(e Event) error {
+		var ev domain.Event
+		err := e.Err
+		if err == nil {
+			ev, err = domain.DecodePayload(&e.Envelope)
+		}
+		if err != nil {
+			if q.SkipUndecodable {
+				st.Skipped++
+				return nil
+			}
+			return fmt.Errorf("record %d@%d: %w", e.Partition, e.Offset, err)
+		}
+		if !q.match(e.Envelope, ev) {
+			return nil
+		}
+		st.Matched++
+		return fn(Entry{Event: e, Decoded: ev})
+	})
+	st.ReadStats = rs
+	return st, err
+}
+
+// Export formats.
+const (
+	// FormatJSONL is one JSON object per line: the envelope (upcast to the
+	// current schema) plus "partition" and "offset". Each line is itself a
+	// valid envelope for domain.Decode.
+	FormatJSONL = "jsonl"
+	// FormatCSV is a header and one row per event: CSVHeader.
+	FormatCSV = "csv"
+)
+
+// CSVHeader are the columns of FormatCSV. quantity is the units the event
+// moves (for SaleCreated the stock, for SaleEnded the unsold pool); payload is
+// the event's JSON at the current schema version.
+var CSVHeader = []string{"occurred_at", "type", "id", "aggregate_id", "sale_id", "order_id", "user_id",
+	"quantity", "partition", "offset", "payload"}
+
+// EntryWriter writes entries in one export format. Writes are buffered:
+// Flush sends them on.
+type EntryWriter interface {
+	Write(e Entry) error
+	Flush() error
+}
+
+// NewEntryWriter returns a writer of format (FormatJSONL or FormatCSV) to w.
+func NewEntryWriter(w io.Writer, format string) (EntryWriter, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	switch format {
+	case FormatJSONL, "ndjson", "":
+		return &jsonlWriter{w: bw}, nil
+	case FormatCSV:
+		return &csvWriter{w: bw, c: csv.NewWriter(bw)}, nil
+	}
+	return nil, fmt.Errorf("unknown format %q (want %s or %s)", format, FormatJSONL, FormatCSV)
+}
+
+type jsonlWriter struct {
+	w *bufio.Writer
+}
+
+// jsonlLine is the envelope with its place in the log; the embedded envelope's
+// fields come first, flattened.
+type jsonlLine struct {
+	domain.Envelope
+	Partition int32 `json:"partition"`
+	Offset    int64 `json:"offset"`
+}
+
+func (j *jsonlWriter) Write(e Entry) error {
+	b, err := json.Marshal(jsonlLine{Envelope: e.Envelope, Partition: e.Partition, Offset: e.Offset})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", e.Envelope.ID, err)
+	}
+	if _, err := j.w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+func (j *jsonlWriter) Flush() error { return j.w.Flush() }
+
+type csvWriter struct {
+	w      *bufio.Writer
+	c      *csv.Writer
+	header bool
+}
+
+func (c *csvWriter) Write(e Entry) error {
+	if !c.header {
+		c.header = true
+		if err := c.c.Write(CSVHeader); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	r := domain.RefsOf(e.Decoded)
+	env := e.Envelope
+	err := c.c.Write([]string{
+		env.OccurredAt.UTC().Format(time.RFC3339Nano), env.Type, env.ID, env.AggregateID,
+		r.SaleID, r.OrderID, r.UserID, strconv.FormatInt(r.Quantity, 10),
+		strconv.FormatInt(int64(e.Partition), 10), strconv.FormatInt(e.Offset, 10), string(env.Payload),
+	})
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// Flush writes the header even when no row was written, so an empty export
+// is still a CSV file with its columns.
+func (c *csvWriter) Flush() error {
+	if !c.header {
+		c.header = true
+		if err := c.c.Write(CSVHeader); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	c.c.Flush()
+	if err := c.c.Error(); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return c.w.Flush()
+}
