@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/seckill/seckill/domain"
 )
@@ -189,12 +190,27 @@ func (g *Gate) restoreCheck(ctx context.Context, saleID string) (SaleRestore, in
 	return sr, outbox.Val(), nil
 }
 
-// batch queues commands on a pipeline and sends them every size commands.
+// batch queues commands on pipelines of size commands and sends up to
+// restoreWorkers of them at a time: the round trips overlap while Redis works
+// through the previous pipeline. The commands of one pipeline run in order;
+// pipelines may run in any order, which is why the restore only batches
+// commands that commute (distinct keys, distinct fields, set members) and
+// writes each sale hash alone, after a flush.
 type batch struct {
 	ctx  context.Context
 	rdb  redis.UniversalClient
 	pipe redis.Pipeliner
 	size int
+	g    *errgroup.Group
+}
+
+// restoreWorkers is how many pipelines a restore keeps in flight.
+const restoreWorkers = 4
+
+func newBatch(ctx context.Context, rdb redis.UniversalClient, size int) *batch {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(restoreWorkers)
+	return &batch{ctx: ctx, rdb: rdb, size: size, g: g}
 }
 
 func (b *batch) add(fn func(p redis.Pipeliner)) error {
@@ -203,18 +219,35 @@ func (b *batch) add(fn func(p redis.Pipeliner)) error {
 	}
 	fn(b.pipe)
 	if b.pipe.Len() >= b.size {
-		return b.flush()
+		b.send()
+	}
+	if b.ctx.Err() != nil {
+		// A pipeline failed (or the caller gave up): report its error,
+		// not the cancellation it caused.
+		if err := b.g.Wait(); err != nil {
+			return err
+		}
+		return b.ctx.Err()
 	}
 	return nil
 }
 
-func (b *batch) flush() error {
+func (b *batch) send() {
 	if b.pipe == nil || b.pipe.Len() == 0 {
-		return nil
+		return
 	}
-	_, err := b.pipe.Exec(b.ctx)
+	pipe := b.pipe
 	b.pipe = nil
-	return err
+	b.g.Go(func() error {
+		_, err := pipe.Exec(b.ctx)
+		return err
+	})
+}
+
+// flush sends what is queued and waits for every pipeline.
+func (b *batch) flush() error {
+	b.send()
+	return b.g.Wait()
 }
 
 // restoreSale rewrites one sale's keys.
@@ -238,7 +271,7 @@ func (g *Gate) restoreSale(ctx context.Context, s *domain.SaleState, orders []*d
 		sr.OrdersRemoved = removed
 	}
 
-	b := &batch{ctx: ctx, rdb: g.rdb, size: opts.BatchSize}
+	b := newBatch(ctx, g.rdb, opts.BatchSize)
 	idem := make(map[string]string, len(orders))
 	var idemOrder []string // fields in placing order, for a stable write
 	var due []redis.Z
@@ -380,7 +413,7 @@ func (g *Gate) deleteOrders(ctx context.Context, k keys, batchSize int, keep map
 		}
 		scanner = node
 	}
-	b := &batch{ctx: ctx, rdb: g.rdb, size: batchSize}
+	b := newBatch(ctx, g.rdb, batchSize)
 	removed := 0
 	// Glob characters in the prefix are escaped so the match is literal.
 	match := globEscape(k.orderPf) + "*"

@@ -36,6 +36,13 @@ func (g *Gate) RunWatcher(ctx context.Context, cfg WatcherConfig) error {
 	}
 	ps := g.rdb.Subscribe(ctx, g.NotifyChannel())
 	defer ps.Close()
+	// A receive blocked on the socket does not watch ctx (unless the client
+	// has ContextTimeoutEnabled); closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	// A receive blocked on the socket does not watch ctx; closing the
+	// subscription ends it at once, so shutdown does not wait out the timeout.
+	defer context.AfterFunc(ctx, func() { _ = ps.Close() })()
 	var refreshed time.Time
 	refresh := func() {
 		if err := g.RefreshBlacklist(ctx); err != nil && ctx.Err() == nil {

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -68,13 +69,6 @@ func (q Query) match(env domain.Envelope, ev domain.Event) bool {
 		(q.UserID == "" || r.UserID == q.UserID)
 }
 
-// Entry is one event of the log as analysts get it: its place in the log, its
-// envelope upcast to the current schema version, and the decoded event.
-type Entry struct {
-	Event
-	Decoded domain.Event
-}
-
 // QueryStats counts what a query did.
 type QueryStats struct {
 	ReadStats
@@ -117,35 +111,31 @@ func NewLog(cfg LogConfig) (*Log, error) {
 	return &Log{brokers: cfg.Brokers, topic: cfg.Topic}, nil
 }
 
-// Events calls fn with every event that matches q, in the order Read gives
-// (merged by time across partitions). A record that cannot be decoded stops
-// the query with an error naming it, unless q.SkipUndecodable. An error from
-// fn stops the query and is returned unwrapped.
-func (l *Log) Events(ctx context.Context, q Query, fn func(Entry) error) (QueryStats, error) {
+// Events calls fn with every event that matches q, decoded and upcast to the
+// current schema (Event.Decoded, Event.Envelope), in the order Read gives
+// (by time). A record that cannot be decoded stops the query with an error
+// naming it, unless q.SkipUndecodable. An error from fn stops the query and is
+// returned unwrapped.
+func (l *Log) Events(ctx context.Context, q Query, fn func(Event) error) (QueryStats, error) {
 	var st QueryStats
 	if err := q.Validate(); err != nil {
 		return st, fmt.Errorf("query log: %w", err)
 	}
 	rs, err := Read(ctx, ReadConfig{
-		Brokers: l.brokers, Topic: l.topic, From: q.From, To: q.To, Slack: q.Slack, Follow: q.Follow,
+		Brokers: l.brokers, Topic: l.topic, From: q.From, To: q.To, Slack: q.Slack, Follow: q.Follow, Decode: true,
 	}, func(e Event) error {
-		var ev domain.Event
-		err := e.Err
-		if err == nil {
-			ev, err = domain.DecodePayload(&e.Envelope)
-		}
-		if err != nil {
+		if e.Err != nil {
 			if q.SkipUndecodable {
 				st.Skipped++
 				return nil
 			}
-			return fmt.Errorf("record %d@%d: %w", e.Partition, e.Offset, err)
+			return fmt.Errorf("record %d@%d: %w", e.Partition, e.Offset, e.Err)
 		}
-		if !q.match(e.Envelope, ev) {
+		if !q.match(e.Envelope, e.Decoded) {
 			return nil
 		}
 		st.Matched++
-		return fn(Entry{Event: e, Decoded: ev})
+		return fn(e)
 	})
 	st.ReadStats = rs
 	return st, err
@@ -167,10 +157,10 @@ const (
 var CSVHeader = []string{"occurred_at", "type", "id", "aggregate_id", "sale_id", "order_id", "user_id",
 	"quantity", "partition", "offset", "payload"}
 
-// EntryWriter writes entries in one export format. Writes are buffered:
+// EntryWriter writes events in one export format. Writes are buffered:
 // Flush sends them on.
 type EntryWriter interface {
-	Write(e Entry) error
+	Write(e Event) error
 	Flush() error
 }
 
@@ -187,26 +177,62 @@ func NewEntryWriter(w io.Writer, format string) (EntryWriter, error) {
 }
 
 type jsonlWriter struct {
-	w *bufio.Writer
+	w   *bufio.Writer
+	buf []byte
 }
 
-// jsonlLine is the envelope with its place in the log; the embedded envelope's
-// fields come first, flattened.
-type jsonlLine struct {
-	domain.Envelope
-	Partition int32 `json:"partition"`
-	Offset    int64 `json:"offset"`
-}
-
-func (j *jsonlWriter) Write(e Entry) error {
-	b, err := json.Marshal(jsonlLine{Envelope: e.Envelope, Partition: e.Partition, Offset: e.Offset})
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", e.Envelope.ID, err)
+// Write writes the envelope's fields, then "partition" and "offset", as one
+// line: what json.Marshal of the envelope embedded in a struct with those two
+// fields gives, written by hand because an export of a long log spends most
+// of its time encoding, and the envelope's payload is JSON already.
+func (j *jsonlWriter) Write(e Event) error {
+	env := e.Envelope
+	b := append(j.buf[:0], `{"id":`...)
+	b = appendJSONString(b, env.ID)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, env.Type)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(env.Version), 10)
+	b = append(b, `,"occurred_at":"`...)
+	b = env.OccurredAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","aggregate_id":`...)
+	b = appendJSONString(b, env.AggregateID)
+	b = append(b, `,"payload":`...)
+	if bytes.ContainsAny(env.Payload, "\n\r\t ") {
+		// Not as json.Marshal writes it (another producer): compact it,
+		// since a line must stay one line.
+		var c bytes.Buffer
+		if err := json.Compact(&c, env.Payload); err != nil {
+			return fmt.Errorf("encode %s: %w", env.ID, err)
+		}
+		b = append(b, c.Bytes()...)
+	} else {
+		b = append(b, env.Payload...)
 	}
-	if _, err := j.w.Write(append(b, '\n')); err != nil {
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(e.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, e.Offset, 10)
+	b = append(b, "}\n"...)
+	j.buf = b
+	if _, err := j.w.Write(b); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// appendJSONString appends s as a JSON string. Ids and types are plain ASCII;
+// anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func (j *jsonlWriter) Flush() error { return j.w.Flush() }
@@ -217,7 +243,7 @@ type csvWriter struct {
 	header bool
 }
 
-func (c *csvWriter) Write(e Entry) error {
+func (c *csvWriter) Write(e Event) error {
 	if !c.header {
 		c.header = true
 		if err := c.c.Write(CSVHeader); err != nil {

@@ -32,24 +32,51 @@ func FoldLog(ctx context.Context, brokers []string, topic string) (*domain.Fold,
 	}
 	st.Ends = ends
 	fold := domain.NewFold()
+	// Records are decoded in batches on every core and folded in log order
+	// on this goroutine: the fold is cheap, JSON decoding is not.
+	const batchSize = 4096
+	batch := make([]Record, 0, batchSize)
+	type result struct {
+		env domain.Envelope
+		ev  domain.Event
+		err error
+	}
+	decoded := make([]result, batchSize)
+	flush := func() {
+		parallel(len(batch), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				d := &decoded[i]
+				d.env, d.ev, d.err = domain.Decode(batch[i].Value)
+			}
+		})
+		for i, rec := range batch {
+			d := &decoded[i]
+			if d.err != nil {
+				st.Undecodable++
+				if len(st.Errors) < 10 {
+					st.Errors = append(st.Errors, fmt.Sprintf("record %d@%d: %v", rec.Partition, rec.Offset, d.err))
+				}
+			} else {
+				fold.Apply(d.env, d.ev)
+			}
+			*d = result{} // let the batch's records go
+		}
+		batch = batch[:0]
+	}
 	err = ReadAll(ctx, brokers, topic, func(rec Record) error {
 		if rec.Offset >= ends[rec.Partition] {
 			return nil // written after we took the ends
 		}
 		st.Records++
-		env, ev, err := domain.Decode(rec.Value)
-		if err != nil {
-			st.Undecodable++
-			if len(st.Errors) < 10 {
-				st.Errors = append(st.Errors, fmt.Sprintf("record %d@%d: %v", rec.Partition, rec.Offset, err))
-			}
-			return nil
+		batch = append(batch, rec)
+		if len(batch) == batchSize {
+			flush()
 		}
-		fold.Apply(env, ev)
 		return nil
 	})
 	if err != nil {
 		return nil, st, fmt.Errorf("fold %s: %w", topic, err)
 	}
+	flush()
 	return fold, st, nil
 }

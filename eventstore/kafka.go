@@ -85,7 +85,10 @@ func newMarshaler() marshaler {
 
 // Unmarshal reads a record as watermill wrote it; a record without watermill's
 // UUID header (written by another tool) gets its UUID and metadata from the
-// envelope, so consumers can still deduplicate by id.
+// envelope, so consumers can still deduplicate by id. A record that has
+// neither is passed on with an empty UUID rather than refused: watermill-kafka
+// retries a record it cannot unmarshal forever, which would stall its
+// partition, while the projections dead-letter it and move on.
 func (m marshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error) {
 	msg, err := m.MarshalerUnmarshaler.Unmarshal(rec)
 	if err != nil || msg.UUID != "" {
@@ -93,7 +96,7 @@ func (m marshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, err
 	}
 	env, err := domain.DecodeEnvelope(rec.Value)
 	if err != nil {
-		return nil, fmt.Errorf("record %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+		return msg, nil
 	}
 	msg.UUID = env.ID
 	msg.Metadata.Set(MetadataType, env.Type)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,6 +37,9 @@ type ReadConfig struct {
 	// to fn as they arrive until ctx is done or, when To is set, until the
 	// wall clock passes To+Slack.
 	Follow bool
+	// Decode decodes each payload too, upcast to the current schema
+	// (Event.Decoded), on every core while the next records are fetched.
+	Decode bool
 	// MaxBuffered bounds the records held per partition while merging the
 	// partitions by time; a partition that far ahead of the others is paused.
 	// Default 10000.
@@ -88,22 +93,27 @@ func (c ReadConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Event is one record of the log as Read passes it: the record and its
-// envelope (the payload is left undecoded: domain.DecodePayload).
+// Event is one record of the log as Read passes it: the record, its
+// envelope and, with ReadConfig.Decode, the decoded event.
 type Event struct {
 	Record
-	// Envelope is the record's envelope as written (not upcast).
+	// Envelope is the record's envelope: as written, or with Decode upcast
+	// to the current schema version (Version and Payload current).
 	Envelope domain.Envelope
-	// Err is set when the value is not an envelope (Envelope is then zero
-	// and the record's timestamp stands in for the event's time). Read
-	// passes such records on rather than stop, so the caller decides.
+	// Decoded is the event (ReadConfig.Decode; nil otherwise).
+	Decoded domain.Event
+	// Err is set when the value is not an envelope or, with Decode, its
+	// payload cannot be decoded (an unknown type, a newer version). When
+	// the envelope is unreadable the record's timestamp stands in for the
+	// event's time. Read passes such records on rather than stop, so the
+	// caller decides.
 	Err error
 }
 
 // Time is when the event occurred, or the record's timestamp if its value
-// could not be read.
+// is not an envelope.
 func (e Event) Time() time.Time {
-	if e.Err != nil {
+	if e.Envelope.ID == "" {
 		return e.Timestamp
 	}
 	return e.Envelope.OccurredAt
@@ -208,11 +218,18 @@ func Read(ctx context.Context, cfg ReadConfig, fn func(Event) error) (ReadStats,
 		for _, fe := range fetches.Errors() {
 			return stats, fmt.Errorf("read %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
 		}
+		var recs []*kgo.Record
+		var catchUp []bool
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			for _, rec := range fp.Records {
-				m.add(rec)
+				if keep, c := m.admit(rec); keep {
+					recs, catchUp = append(recs, rec), append(catchUp, c)
+				}
 			}
 		})
+		for i, ev := range decodeAll(recs, cfg.Decode) {
+			m.place(ev, catchUp[i])
+		}
 		if err := m.emit(); err != nil {
 			return stats, err
 		}
@@ -282,10 +299,12 @@ type partQueue struct {
 
 func (m *merge) catchingUp() bool { return len(m.parts) > 0 }
 
-// add takes one fetched record.
-func (m *merge) add(rec *kgo.Record) {
+// admit looks at one fetched record in log order, notes how far its
+// partition is read, and says whether the record is to be kept and whether
+// it belongs to the catch-up (below its partition's stop) or is live.
+func (m *merge) admit(rec *kgo.Record) (keep, catchUp bool) {
 	pq := m.parts[rec.Partition]
-	catchUp := pq != nil && !pq.done && rec.Offset < pq.stop
+	catchUp = pq != nil && !pq.done && rec.Offset < pq.stop
 	if pq != nil && !pq.done && rec.Offset >= pq.stop-1 {
 		pq.done = true
 		if !m.cfg.Follow {
@@ -294,21 +313,63 @@ func (m *merge) add(rec *kgo.Record) {
 		}
 	}
 	if !catchUp && !m.cfg.Follow || rec.Attrs.IsControl() {
-		return
+		return false, false
 	}
 	m.stats.Scanned++
-	ev := Event{Record: Record{
-		Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: rec.Key, Value: rec.Value,
-	}}
-	ev.Envelope, ev.Err = domain.DecodeEnvelope(rec.Value)
+	return true, catchUp
+}
+
+// place queues one decoded event of the range.
+func (m *merge) place(ev Event, catchUp bool) {
 	if t := ev.Time(); t.Before(m.cfg.From) || !m.cfg.To.IsZero() && !t.Before(m.cfg.To) {
 		return
 	}
 	if !catchUp {
-		m.live[rec.Partition] = append(m.live[rec.Partition], ev)
+		m.live[ev.Partition] = append(m.live[ev.Partition], ev)
 		return
 	}
+	pq := m.parts[ev.Partition]
 	pq.queue = append(pq.queue, ev)
+}
+
+// decodeAll decodes records into events, spread over every core: JSON
+// decoding is what a replay spends its time on.
+func decodeAll(recs []*kgo.Record, payload bool) []Event {
+	out := make([]Event, len(recs))
+	decode := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			rec := recs[i]
+			ev := Event{Record: Record{
+				Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: rec.Key, Value: rec.Value,
+			}}
+			ev.Envelope, ev.Err = domain.DecodeEnvelope(rec.Value)
+			if payload && ev.Err == nil {
+				ev.Decoded, ev.Err = domain.DecodePayload(&ev.Envelope)
+			}
+			out[i] = ev
+		}
+	}
+	parallel(len(recs), decode)
+	return out
+}
+
+// parallel runs fn over [0, n) in one chunk per core; small inputs run inline.
+func parallel(n int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 256 || workers == 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += chunk {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, min(lo+chunk, n))
+		}()
+	}
+	wg.Wait()
 }
 
 // emit passes on every event whose turn has come: while catching up, the
@@ -453,7 +514,7 @@ type aggKey struct {
 func (r *reorder) push(ev Event, out func(Event) error) error {
 	key := ev.Time()
 	agg := ev.Envelope.AggregateID
-	if ev.Err == nil && agg != "" {
+	if agg != "" {
 		if l := r.last[agg]; l != nil {
 			if l.key.After(key) {
 				key = l.key
@@ -521,7 +582,7 @@ func (r *reorder) pop() Event {
 		r.heap[i], r.heap[c] = r.heap[c], r.heap[i]
 		i = c
 	}
-	if agg := top.ev.Envelope.AggregateID; top.ev.Err == nil && agg != "" {
+	if agg := top.ev.Envelope.AggregateID; agg != "" {
 		if l := r.last[agg]; l != nil {
 			if l.held--; l.held == 0 {
 				delete(r.last, agg)

@@ -49,8 +49,9 @@ func NewToken(secret []byte, user string, admin bool, ttl time.Duration) (string
 
 // Authenticator verifies bearer tokens.
 type Authenticator struct {
-	secret []byte
-	parser *jwt.Parser
+	secret   []byte
+	parser   *jwt.Parser
+	verified *verifiedCache // authcache.go
 }
 
 // NewAuthenticator verifies HS256 tokens signed with secret.
@@ -59,15 +60,20 @@ func NewAuthenticator(secret []byte) (*Authenticator, error) {
 		return nil, errors.New("jwt secret must be at least 16 bytes")
 	}
 	return &Authenticator{
-		secret: secret,
+		secret:   secret,
+		verified: newVerifiedCache(),
 		// Only HS256: accepting the token's own "alg" is the classic JWT hole.
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(),
-			jwt.WithLeeway(5*time.Second), jwt.WithStrictDecoding()),
+			jwt.WithLeeway(jwtLeeway), jwt.WithStrictDecoding()),
 	}, nil
 }
 
 // Verify parses a raw token into the caller's identity.
 func (a *Authenticator) Verify(raw string) (Identity, error) {
+	now := time.Now()
+	if id, ok := a.verified.get(raw, now); ok {
+		return id, nil
+	}
 	var c Claims
 	_, err := a.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return a.secret, nil })
 	if err != nil {
@@ -76,7 +82,9 @@ func (a *Authenticator) Verify(raw string) (Identity, error) {
 	if !domain.ValidID(c.Subject) {
 		return Identity{}, domain.ErrUnauthenticated
 	}
-	return Identity{UserID: c.Subject, Admin: c.Role == "admin"}, nil
+	id := Identity{UserID: c.Subject, Admin: c.Role == "admin"}
+	a.verified.put(raw, id, c.ExpiresAt.Time)
+	return id, nil
 }
 
 // authenticate requires a valid bearer token and puts the identity in the context.

@@ -16,7 +16,7 @@ type EventLog interface {
 	// Events calls fn with every event matching q; an error from fn stops it
 	// and is returned. Other errors: the query is invalid, or the log could
 	// not be read (including ctx ending).
-	Events(ctx context.Context, q eventstore.Query, fn func(eventstore.Entry) error) (eventstore.QueryStats, error)
+	Events(ctx context.Context, q eventstore.Query, fn func(eventstore.Event) error) (eventstore.QueryStats, error)
 }
 
 // eventsFlushEvery is how often a running export pushes what it has to the
@@ -52,7 +52,7 @@ func (s *server) adminEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	last := time.Now()
-	_, err = s.Events.Events(r.Context(), q, func(e eventstore.Entry) error {
+	_, err = s.Events.Events(r.Context(), q, func(e eventstore.Event) error {
 		if err := ew.Write(e); err != nil {
 			return err
 		}

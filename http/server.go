@@ -5,10 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seckill/seckill/commands"
 )
@@ -53,6 +55,10 @@ type Config struct {
 	// user id without a password, for demos of the sale page. Off unless
 	// asked for: on a real deployment it would let anyone act as anyone.
 	DevSignIn bool
+	// Registry, when set, receives the router's metrics (requests by route
+	// and outcome, latency) and is served at GET /metrics. It is the
+	// process's one registry, holding everything else it measures too.
+	Registry *prometheus.Registry
 }
 
 func (c Config) validate() error {
@@ -87,6 +93,14 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 	s := &server{Config: cfg, log: cfg.Logger}
 	r := chi.NewRouter()
+	if cfg.Registry != nil {
+		m, err := newHTTPMetrics(cfg.Registry)
+		if err != nil {
+			return nil, err
+		}
+		// Outside the recoverer, so a panic counts as the 500 it becomes.
+		r.Use(m.middleware)
+	}
 	r.Use(s.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route"})
@@ -98,6 +112,14 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.ready)
+	if cfg.Registry != nil {
+		r.Get("/metrics", metricsHandler(cfg.Registry).ServeHTTP)
+	}
+	doc, err := openAPIHandler()
+	if err != nil {
+		return nil, err
+	}
+	r.Get("/openapi.json", doc)
 	if err := s.routePage(r); err != nil {
 		return nil, err
 	}
@@ -150,18 +172,31 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-func (s *server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	status, code := map[string]string{}, http.StatusOK
-	for _, c := range s.Ready {
-		if err := c.Ping(ctx); err != nil {
-			status[c.Name], code = err.Error(), http.StatusServiceUnavailable
-			continue
+func (s *server) ready(w http.ResponseWriter, r *http.Request) { ReadyHandler(s.Ready)(w, r) }
+
+// ReadyHandler answers readiness: 200 when every check pings within 2s, 503
+// otherwise, with each check's "ok" or error. The checks run in parallel, so
+// one dependency that hangs does not hide the state of the others.
+func ReadyHandler(checks []Check) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		results := make([]error, len(checks))
+		var wg sync.WaitGroup
+		for i, c := range checks {
+			wg.Go(func() { results[i] = c.Ping(ctx) })
 		}
-		status[c.Name] = "ok"
+		wg.Wait()
+		status, code := make(map[string]string, len(checks)), http.StatusOK
+		for i, c := range checks {
+			if err := results[i]; err != nil {
+				status[c.Name], code = err.Error(), http.StatusServiceUnavailable
+				continue
+			}
+			status[c.Name] = "ok"
+		}
+		writeJSON(w, code, status)
 	}
-	writeJSON(w, code, status)
 }
 
 // NewServer wraps h in an http.Server with timeouts on every phase, so a slow

@@ -45,7 +45,8 @@ func TestUpAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for _, table := range []string{"orders", "sales", "projection_checkpoints", "projection_dead_letters"} {
+	for _, table := range []string{"orders", "sales", "projection_checkpoints", "projection_dead_letters",
+		"inventory", "inventory_orders", "daily_orders", "daily_sales", "daily_buyers", "daily_summary"} {
 		var ok bool
 		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok); err != nil || !ok {
 			t.Errorf("table %s missing (err %v)", table, err)

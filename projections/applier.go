@@ -33,6 +33,11 @@ type ApplierConfig struct {
 	DeadLetterTable string
 	// Logger receives warnings about dead letters. Default slog.Default().
 	Logger *slog.Logger
+	// Observe, if set, is called after every commit with the events it
+	// applied (not those skipped or dead-lettered), for metrics such as the
+	// lag from an event's occurrence to its read model. It must not keep
+	// the slice.
+	Observe func(applied []Event)
 }
 
 func (c *ApplierConfig) setDefaults() {
@@ -66,9 +71,10 @@ func (c ApplierConfig) Validate() error {
 // the checkpoints. It is safe for concurrent use; concurrent batches touching
 // the same partition serialize on the checkpoint rows.
 type Applier struct {
-	pool *pgxpool.Pool
-	proj Projection
-	log  *slog.Logger
+	pool    *pgxpool.Pool
+	proj    Projection
+	log     *slog.Logger
+	observe func([]Event)
 
 	insertSQL, advanceSQL, deadSQL string
 }
@@ -89,9 +95,10 @@ func NewApplier(cfg ApplierConfig, pool *pgxpool.Pool, p Projection) (*Applier, 
 	cp, _ := parseTable(cfg.CheckpointTable)
 	dl, _ := parseTable(cfg.DeadLetterTable)
 	return &Applier{
-		pool: pool,
-		proj: p,
-		log:  cfg.Logger.With("projection", p.Name()),
+		pool:    pool,
+		proj:    p,
+		log:     cfg.Logger.With("projection", p.Name()),
+		observe: cfg.Observe,
 		// Rows of partitions seen for the first time are created at -1 ("nothing
 		// applied") so that every partition of the batch has a row to lock.
 		insertSQL: `INSERT INTO ` + string(cp) + ` (projection, topic, "partition", "offset")
@@ -113,8 +120,8 @@ func NewApplier(cfg ApplierConfig, pool *pgxpool.Pool, p Projection) (*Applier, 
 			WHERE c.projection = $1 AND c.topic = old.topic AND c."partition" = old."partition"
 				AND u.t = old.topic AND u.p = old."partition"
 			RETURNING old.topic, old."partition", old."offset"`,
-		deadSQL: `INSERT INTO ` + string(dl) + ` (projection, topic, "partition", "offset", event_id, reason, payload)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+		deadSQL: `INSERT INTO ` + string(dl) + ` (projection, topic, "partition", "offset", event_id, reason, payload, record_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (projection, topic, "partition", "offset") DO NOTHING`,
 	}, nil
 }
@@ -165,49 +172,95 @@ func (a *Applier) Apply(ctx context.Context, recs []Record) (ApplyResult, error)
 
 func (a *Applier) applyTx(ctx context.Context, recs []Record, isolate bool) (ApplyResult, error) {
 	var res ApplyResult
+	var applied []Event
 	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		res = ApplyResult{}
-		pos, err := a.advance(ctx, tx, recs)
-		if err != nil {
-			return err
-		}
-		events := make([]Event, 0, len(recs))
-		raws := make([]Record, 0, len(recs)) // raws[i] is the record of events[i]
-		var dead []deadLetter
-		for _, r := range recs {
-			k := partKey{r.Topic, r.Partition}
-			if r.Offset <= pos[k] {
-				res.Skipped++ // applied before: redelivery after a crash or rebalance
-				continue
-			}
-			pos[k] = r.Offset
-			env, ev, err := domain.Decode(r.Value)
-			if err != nil {
-				dead = append(dead, deadLetter{rec: r, eventID: env.ID, reason: err.Error()})
-				continue
-			}
-			events = append(events, Event{Envelope: env, Event: ev, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset})
-			raws = append(raws, r)
-		}
-		if isolate {
-			var more []deadLetter
-			events, more, err = a.applyIsolated(ctx, tx, events, raws)
-			if err != nil {
-				return err
-			}
-			dead = append(dead, more...)
-		} else if len(events) > 0 {
-			if err := a.proj.Apply(ctx, tx, events); err != nil {
-				return fmt.Errorf("apply %d events: %w", len(events), err)
-			}
-		}
-		res.Applied, res.DeadLettered = len(events), len(dead)
-		return a.deadLetters(ctx, tx, dead)
+		var err error
+		res, applied, err = a.applyIn(ctx, tx, recs, isolate)
+		return err
 	})
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("projection %s: %w", a.proj.Name(), err)
 	}
+	if a.observe != nil && len(applied) > 0 {
+		a.observe(applied)
+	}
 	return res, nil
+}
+
+// ApplyIn applies recs as Apply does, but inside tx, which the caller
+// commits: the checkpoints move with whatever else tx does. A rebuild uses
+// it to apply the last records to its shadow in the transaction that swaps
+// the shadow in. It isolates poison under a savepoint, so tx stays usable.
+// Observe is not called: nothing is committed yet.
+func (a *Applier) ApplyIn(ctx context.Context, tx pgx.Tx, recs []Record) (ApplyResult, error) {
+	if len(recs) == 0 {
+		return ApplyResult{}, nil
+	}
+	try := func(isolate bool) (ApplyResult, error) {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return ApplyResult{}, fmt.Errorf("savepoint: %w", err)
+		}
+		res, _, err := a.applyIn(ctx, sp, recs, isolate)
+		if err != nil {
+			if rbErr := sp.Rollback(ctx); rbErr != nil {
+				return ApplyResult{}, fmt.Errorf("%w (rollback: %v)", err, rbErr)
+			}
+			return ApplyResult{}, err
+		}
+		return res, sp.Commit(ctx)
+	}
+	res, err := try(false)
+	if err != nil && permanent(err) {
+		res, err = try(true)
+	}
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("projection %s: %w", a.proj.Name(), err)
+	}
+	return res, nil
+}
+
+// applyIn is the body of one apply inside tx: checkpoints, skip, decode,
+// apply (event by event if isolate), dead letters. It returns the events
+// applied.
+func (a *Applier) applyIn(ctx context.Context, tx pgx.Tx, recs []Record, isolate bool) (ApplyResult, []Event, error) {
+	var res ApplyResult
+	pos, err := a.advance(ctx, tx, recs)
+	if err != nil {
+		return res, nil, err
+	}
+	events := make([]Event, 0, len(recs))
+	raws := make([]Record, 0, len(recs)) // raws[i] is the record of events[i]
+	var dead []deadLetter
+	for _, r := range recs {
+		k := partKey{r.Topic, r.Partition}
+		if r.Offset <= pos[k] {
+			res.Skipped++ // applied before: redelivery after a crash or rebalance
+			continue
+		}
+		pos[k] = r.Offset
+		env, ev, err := domain.Decode(r.Value)
+		if err != nil {
+			dead = append(dead, deadLetter{rec: r, eventID: env.ID, reason: err.Error()})
+			continue
+		}
+		events = append(events, Event{Envelope: env, Event: ev, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset})
+		raws = append(raws, r)
+	}
+	if isolate {
+		var more []deadLetter
+		events, more, err = a.applyIsolated(ctx, tx, events, raws)
+		if err != nil {
+			return res, nil, err
+		}
+		dead = append(dead, more...)
+	} else if len(events) > 0 {
+		if err := a.proj.Apply(ctx, tx, events); err != nil {
+			return res, nil, fmt.Errorf("apply %d events: %w", len(events), err)
+		}
+	}
+	res.Applied, res.DeadLettered = len(events), len(dead)
+	return res, events, a.deadLetters(ctx, tx, dead)
 }
 
 // advance creates, locks and moves the checkpoint rows of every partition in
@@ -305,7 +358,7 @@ func (a *Applier) deadLetters(ctx context.Context, tx pgx.Tx, dead []deadLetter)
 	for _, d := range dead {
 		a.log.WarnContext(ctx, "dead letter", "topic", d.rec.Topic, "partition", d.rec.Partition,
 			"offset", d.rec.Offset, "event_id", d.eventID, "reason", d.reason)
-		b.Queue(a.deadSQL, name, d.rec.Topic, d.rec.Partition, d.rec.Offset, cleanText(d.eventID), cleanText(d.reason), d.rec.Value)
+		b.Queue(a.deadSQL, name, d.rec.Topic, d.rec.Partition, d.rec.Offset, cleanText(d.eventID), cleanText(d.reason), d.rec.Value, d.rec.Key)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write dead letters: %w", err)

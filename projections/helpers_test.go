@@ -66,12 +66,19 @@ func (s *stream) add(t testing.TB, e domain.Event, at time.Time) {
 // of one aggregate keep their order; aggregates interleave at random.
 func genStream(t testing.TB, seed uint64, sales, ordersPerSale int) *stream {
 	t.Helper()
+	return genStreamTicks(t, seed, sales, ordersPerSale, 5*time.Millisecond)
+}
+
+// genStreamTicks is genStream with events up to maxTick apart (the daily
+// tests spread a log over several days).
+func genStreamTicks(t testing.TB, seed uint64, sales, ordersPerSale int, maxTick time.Duration) *stream {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	base := time.Date(2025, 11, 11, 20, 0, 0, 0, time.UTC)
 	clock := base
 	tick := func() time.Time {
 		// Nanoseconds on purpose: the read model keeps microseconds.
-		clock = clock.Add(time.Duration(1+rng.IntN(5000)) * time.Microsecond).Add(time.Duration(rng.IntN(1000)))
+		clock = clock.Add(time.Duration(1+rng.Int64N(int64(maxTick/time.Microsecond))) * time.Microsecond).Add(time.Duration(rng.IntN(1000)))
 		return clock
 	}
 	// Each aggregate is a queue of events still to write.

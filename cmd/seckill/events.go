@@ -107,7 +107,7 @@ func runEvents(ctx context.Context, c cli, args []string) error {
 		}()
 	}
 	start := time.Now()
-	st, err := lg.Events(ctx, q, func(e eventstore.Entry) error {
+	st, err := lg.Events(ctx, q, func(e eventstore.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		return w.Write(e)

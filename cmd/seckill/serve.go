@@ -13,13 +13,12 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/eventstore"
 	shttp "github.com/seckill/seckill/http"
+	"github.com/seckill/seckill/metrics"
 	"github.com/seckill/seckill/migrations"
 	"github.com/seckill/seckill/projections"
 )
@@ -37,6 +36,8 @@ type systemFlags struct {
 	dev        bool
 	devSignIn  bool              // serve POST /v1/dev/token (password-less demo sign-in)
 	onListen   func(addr string) // called once the API listens
+	adminAddr  string            // pprof, metrics and probes; "" for none
+	onAdmin    func(addr string) // called once the admin listener listens
 	protect    protectionFlags   // node-wide protections (protect.go)
 }
 
@@ -46,6 +47,8 @@ func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
 	fs.IntVar(&s.partitions, "partitions", 16, "partitions of the event topic when it is created")
 	fs.DurationVar(&s.sweepEvery, "sweep-interval", time.Second, "how often the sweeper looks for expired reservations and closed sales")
 	fs.DurationVar(&s.shutdown, "shutdown-timeout", 15*time.Second, "how long a SIGTERM may take: in-flight requests finish, the relay and projections flush")
+	fs.StringVar(&s.adminAddr, "admin-addr", c.getenv("SECKILL_ADMIN_ADDR"),
+		"private listener for pprof (/debug/pprof/), /metrics, /healthz and /readyz, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly (env SECKILL_ADMIN_ADDR)")
 	s.protect.bind(c, fs)
 }
 
@@ -91,23 +94,6 @@ func newLogger(c cli, json bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func openRedis(url string) (redis.UniversalClient, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, usageError{fmt.Sprintf("bad Redis URL: %v", err)}
-	}
-	// Every request of the hot path is one EVALSHA; a pool the size of the
-	// expected concurrency keeps requests from queueing for a connection.
-	if opt.PoolSize == 0 {
-		opt.PoolSize = 128
-	}
-	opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second
-	// Let a caller's deadline (the gate's RedisTimeout on the purchase path)
-	// reach the socket, not only the 2s above.
-	opt.ContextTimeoutEnabled = true
-	return redis.NewClient(opt), nil
-}
-
 // runSystem runs the roles of sys until ctx is done, then shuts down in order:
 // stop accepting requests and finish those in flight, then let the relay and
 // the projections finish their batch.
@@ -115,20 +101,32 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 	if err := sys.validate(); err != nil {
 		return err
 	}
+	// The process's one metrics registry: every part registers on it, and
+	// the API's /metrics and the admin listener serve it.
+	reg := metrics.NewRegistry()
 	rdb, err := openRedis(ep.RedisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	redisHook, err := metrics.NewRedisHook(reg)
+	if err != nil {
+		return err
+	}
+	rdb.AddHook(redisHook)
+	if err := pingRedis(ctx, rdb); err != nil {
 		return fmt.Errorf("redis %s: %w", ep.RedisURL, err)
 	}
 	if err := migrations.Up(ctx, ep.DatabaseURL); err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, ep.DatabaseURL)
+	pgTracer, err := metrics.NewPGTracer(reg)
 	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
+		return err
+	}
+	pool, err := openPostgres(ctx, ep.DatabaseURL, pgTracer)
+	if err != nil {
+		return err
 	}
 	defer pool.Close()
 	brokers := ep.brokerList()
@@ -154,8 +152,19 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 			return err
 		}
 		defer pub.Close()
-		relay, err := eventstore.NewRelay(eventstore.RelayConfig{OutboxesKey: gate.OutboxesKey(), Topic: ep.Topic, Logger: log}, rdb, pub)
+		timedPub, err := metrics.NewPublisher(reg, pub)
 		if err != nil {
+			return err
+		}
+		relay, err := eventstore.NewRelay(eventstore.RelayConfig{OutboxesKey: gate.OutboxesKey(), Topic: ep.Topic, Logger: log}, rdb, timedPub)
+		if err != nil {
+			return err
+		}
+		outboxes, err := metrics.NewOutboxCollector(metrics.OutboxConfig{OutboxesKey: gate.OutboxesKey(), Relay: relay}, rdb)
+		if err != nil {
+			return err
+		}
+		if err := reg.Register(outboxes); err != nil {
 			return err
 		}
 		bg.Go(func() error {
@@ -210,14 +219,23 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 		if err != nil {
 			return err
 		}
+		// Every decision counted by reason; the remaining stock of open
+		// sales read at scrape time.
+		countedGate, err := metrics.NewGate(reg, gate)
+		if err != nil {
+			return err
+		}
+		stock, err := metrics.NewStockCollector(metrics.StockConfig{}, gate)
+		if err != nil {
+			return err
+		}
+		if err := reg.Register(stock); err != nil {
+			return err
+		}
 		h, err := shttp.NewHandler(shttp.Config{
-			Gate: gate, Orders: orders, Auth: auth, Logger: log, Events: eventLog,
-			Sales: orders, DevSignIn: sys.devSignIn,
-			Ready: []shttp.Check{
-				{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-				{Name: "postgres", Ping: pool.Ping},
-				{Name: "kafka", Ping: func(ctx context.Context) error { return kafkaPing(ctx, brokers, ep.Topic) }},
-			},
+			Gate: countedGate, Orders: orders, Auth: auth, Logger: log, Events: eventLog,
+			Sales: orders, DevSignIn: sys.devSignIn, Registry: reg,
+			Ready: readyChecks(sys, rdb, pool, brokers, ep.Topic),
 		})
 		if err != nil {
 			return err
@@ -236,6 +254,15 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 			}
 			return nil
 		})
+	}
+	var admin *http.Server
+	if sys.adminAddr != "" {
+		h := adminHandler(reg, readyChecks(sys, rdb, pool, brokers, ep.Topic))
+		if admin, err = startAdmin(sys.adminAddr, h, log, sys.onAdmin); err != nil {
+			return err
+		}
+		// Closed last, so a profile can watch the shutdown too.
+		defer admin.Close()
 	}
 	log.Info("seckill running", "roles", sys.role, "addr", sys.addr)
 	<-ctx.Done()
@@ -256,10 +283,4 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 	case <-shutdownCtx.Done():
 		return fmt.Errorf("shutdown took longer than %s", sys.shutdown)
 	}
-}
-
-// kafkaPing checks that the brokers answer and the log's topic exists.
-func kafkaPing(ctx context.Context, brokers []string, topic string) error {
-	_, err := eventstore.EndOffsets(ctx, brokers, topic)
-	return err
 }

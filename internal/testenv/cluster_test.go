@@ -1,0 +1,82 @@
+package testenv_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seckill/seckill/internal/testenv"
+)
+
+// TestRedisCluster checks that the cluster is whole (every slot served, by
+// three distinct masters) and that it enforces what the gate relies on: a
+// script whose keys share a hash tag runs, one whose keys do not is refused.
+func TestRedisCluster(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := testenv.RedisClusterClient(t, 3)
+
+	slots, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered, masters := 0, map[string]bool{}
+	for _, s := range slots {
+		covered += s.End - s.Start + 1
+		masters[s.Nodes[0].Addr] = true
+	}
+	if covered != 16384 || len(masters) != 3 {
+		t.Fatalf("slots cover %d of 16384 on %d masters; want all on 3", covered, len(masters))
+	}
+
+	// Keys of many tags land on every master.
+	seen := map[string]bool{}
+	for i := range 64 {
+		key := fmt.Sprintf("{sale:%d}:sale", i)
+		if err := c.Set(ctx, key, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[node.Options().Addr] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("64 sales landed on %d masters, want 3", len(seen))
+	}
+
+	script := redis.NewScript(`redis.call('SET', KEYS[1], 'a'); redis.call('SET', KEYS[2], 'b'); return 1`)
+	if err := script.Run(ctx, c, []string{"{sale:x}:a", "{sale:x}:b"}).Err(); err != nil {
+		t.Errorf("script on one hash tag: %v", err)
+	}
+	err = script.Run(ctx, c, []string{"{sale:x}:a", "{sale:y}:b"}).Err()
+	if err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Errorf("script across hash tags: err %v, want CROSSSLOT", err)
+	}
+
+	// Pub/sub reaches subscribers connected to another master.
+	ps := c.Subscribe(ctx, "seckill:notify")
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for addr := range masters {
+		n := redis.NewClient(&redis.Options{Addr: addr})
+		err := n.Publish(ctx, "seckill:notify", "from "+addr).Err()
+		n.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		msg, err := ps.ReceiveMessage(rctx)
+		cancel()
+		if err != nil || msg.Payload != "from "+addr {
+			t.Errorf("message published on %s: %v, %v", addr, msg, err)
+		}
+	}
+}
