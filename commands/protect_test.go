@@ -708,3 +708,93 @@ func TestPurchaseRedisTimeout(t *testing.T) {
 		t.Errorf("purchase while Redis hangs: %v after %v, want a deadline error after about 100ms", err, took)
 	}
 }
+
+// TestRetryAfterTimeoutReachesScript: a purchase whose Redis call failed may
+// or may not have been counted, so the node does not count it: the retry goes
+// to the script, which answers with the order if there is one.
+func TestRetryAfterTimeoutReachesScript(t *testing.T) {
+	t.Parallel()
+	srv := testenv.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Options().Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rdb.Close() })
+	clock := commands.NewManualClock(t0)
+	g := node(t, rdb, clock, commands.GateConfig{RedisTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	sale := createSale(t, g, 10, 1, time.Minute, domain.Protections{UserIntervalMS: 60_000})
+	if _, err := g.Purchase(ctx, commands.Purchase{SaleID: sale.ID, UserID: "warm"}); err != nil {
+		t.Fatal(err)
+	}
+	// Another client's script keeps Redis busy for 600 ms. Ann's purchase
+	// waits in the socket, her node gives up at 200 ms, and Redis runs it
+	// afterwards: an order the client never heard of.
+	busy := make(chan error, 1)
+	go func() {
+		busy <- srv.Eval(ctx, `local s = redis.call('TIME')
+repeat local n = redis.call('TIME') until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 600000
+return 1`, nil).Err()
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := g.Purchase(ctx, commands.Purchase{SaleID: sale.ID, UserID: "ann"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("purchase while Redis is busy: %v, want a timeout", err)
+	}
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+	// Redis normally runs the queued command once it is free; on a loaded
+	// machine the client may have closed the socket first. Either way the
+	// node must let the retry through to the script (no local rate limit for
+	// an attempt it could not count), and if an order was made, return it.
+	ran := false
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && !ran {
+		n, err := srv.HLen(ctx, "seckill:{sale:"+sale.ID+"}:idem").Result()
+		ran = err == nil && n == 2
+		time.Sleep(20 * time.Millisecond)
+	}
+	r, err := g.Purchase(ctx, commands.Purchase{SaleID: sale.ID, UserID: "ann"})
+	switch {
+	case err != nil:
+		t.Errorf("retry after the timeout: %v; want it to reach the script", err)
+	case ran && !r.Replayed:
+		t.Errorf("retry after the timeout = %+v; want the order the timed-out purchase made", r)
+	case !ran && r.Replayed:
+		t.Errorf("retry after the timeout replayed an order that was never made: %+v", r)
+	}
+	t.Logf("the timed-out purchase ran in Redis: %v", ran)
+}
+
+// TestMemoryRefusalAllocs: a refusal from memory (sold out, blocked, token
+// required) allocates nothing in the gate (not parallel: AllocsPerRun counts
+// the whole process).
+func TestMemoryRefusalAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts mean nothing under -race")
+	}
+	rdb := testenv.Redis(t)
+	clock := commands.NewManualClock(t0)
+	g := node(t, rdb, clock, commands.GateConfig{SoldOutTTL: time.Hour})
+	ctx := context.Background()
+	sale := createSale(t, g, 1, 1, time.Minute, domain.Protections{})
+	if _, err := g.Purchase(ctx, commands.Purchase{SaleID: sale.ID, UserID: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Block(ctx, "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	tokened := createSale(t, g, 1, 1, time.Minute, domain.Protections{RequireToken: true})
+	for _, tc := range []struct {
+		cmd  commands.Purchase
+		want error
+	}{
+		{commands.Purchase{SaleID: sale.ID, UserID: "bob"}, domain.ErrSoldOut},
+		{commands.Purchase{SaleID: sale.ID, UserID: "mallory"}, domain.ErrBlocked},
+		{commands.Purchase{SaleID: tokened.ID, UserID: "bob", Token: "v1.1.x"}, domain.ErrTokenRequired},
+	} {
+		if _, err := g.Purchase(ctx, tc.cmd); err != tc.want {
+			t.Fatalf("%+v: %v, want %v", tc.cmd, err, tc.want)
+		}
+		if n := testing.AllocsPerRun(1000, func() { _, _ = g.Purchase(ctx, tc.cmd) }); n != 0 {
+			t.Errorf("%v from memory allocates %v times per purchase", tc.want, n)
+		}
+	}
+}
