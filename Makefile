@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Extra arguments for `make dev`, e.g. make dev ARGS='--data /tmp/sk'.
 ARGS ?=
 
-.PHONY: deps test test-short dev build lint bench bench-quick fuzz
+.PHONY: deps test test-short dev build lint bench bench-quick fuzz cluster-test cluster-bench
 
 # deps installs the servers that tests and `seckill dev` start (redis-server,
 # PostgreSQL; Debian keeps the Postgres binaries in /usr/lib/postgresql/*/bin,
@@ -42,6 +42,18 @@ test: deps
 # testing.Short() leave out their long runs.
 test-short: deps
 	$(GO) test -short -count=1 ./...
+
+# cluster-test runs the long versions of the scale-out tests: the whole
+# system on a 3-master Redis Cluster, and seckill as separate processes
+# (broker, 3 API nodes, projectors, two relays, a sweeper) on that cluster,
+# 4 sales x 3000 shoppers, with a projector killed mid-sale (a few minutes).
+cluster-test: deps
+	SECKILL_LONG=1 $(GO) test -count=1 -timeout 20m -v -run 'TestEndToEndSaleOnRedisCluster|TestMultiProcessDeployment|TestRedisCluster' ./cmd/seckill ./internal/testenv
+
+# cluster-bench measures purchase throughput through API nodes on one
+# redis-server and on a 3-master Redis Cluster, in one run (README).
+cluster-bench: deps
+	SECKILL_CLUSTER_BENCH=1 $(GO) test -count=1 -timeout 30m -v -run 'TestClusterThroughput' ./cmd/seckill
 
 dev: deps
 	$(GO) run ./cmd/seckill dev $(ARGS)

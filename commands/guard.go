@@ -118,9 +118,10 @@ func (sg *saleGuard) clearSoldOut() { sg.soldOutUntil.Store(0) }
 
 // check decides from memory what to do with user's purchase attempt under
 // key at nowMS (gate time). ask is true when Redis must decide; otherwise res
-// or err is the answer. The checks run cheapest and most common first; the
-// user's own order comes before any refusal, so a retry is always answered.
-// prev is the user's previous attempt time, for unclaim.
+// or err is the answer. The checks run cheapest and most common first; an
+// order of the user this node knows comes before any refusal, so such a retry
+// is answered even after the sell-out (README, "Protections"). prev is the
+// user's previous attempt time, for unclaim.
 func (sg *saleGuard) check(user, key string, nowMS int64) (res Reservation, err error, ask bool, prev int64) {
 	sh := sg.shard(user)
 	sh.mu.Lock()
@@ -129,9 +130,10 @@ func (sg *saleGuard) check(user, key string, nowMS int64) (res Reservation, err 
 	if known {
 		if o := e.order(key); o != nil {
 			if sg.userGap > 0 && nowMS-e.last < sg.userGap && nowMS < o.PayBy.UnixMilli() {
-				// Within the interval the order cannot have expired, and only
-				// its owner can have paid it: answer from memory rather than
-				// let a hammering buyer reach Redis.
+				// Within the interval, answer from memory rather than let a
+				// hammering buyer reach Redis. The order has not expired (its
+				// pay-by is ahead); its status lags only if the owner paid it
+				// in the last interval, and the client polls the order anyway.
 				res = *o
 				res.Replayed = true
 				return res, nil, false, e.last
@@ -183,6 +185,22 @@ func (sg *saleGuard) remember(user, key string, res Reservation, nowMS, prev int
 		e.orders = append(e.orders, knownOrder{key: key, res: res})
 	}
 	sh.store(user, e, nowMS, sg.userGap)
+}
+
+// unclaim puts back user's previous attempt time after an attempt whose
+// outcome is unknown (Redis failed or timed out): whether the script counted
+// it, the retry reaches the script, which knows.
+func (sg *saleGuard) unclaim(user string, prev int64) {
+	if sg.userGap == 0 {
+		return
+	}
+	sh := sg.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.users[user]; ok {
+		e.last = prev
+		sh.users[user] = e
+	}
 }
 
 // store puts e in the shard (the caller holds sh.mu) and, now and then, drops

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -70,10 +71,21 @@ func (g *Gate) OutboxBacklog(ctx context.Context) (map[string]int64, error) {
 }
 
 // EachOrder calls fn with every order hash of sale saleID (all sales if
-// empty), in no particular order. It scans the keyspace (on Redis Cluster,
-// every master) and reads the hashes in pipelines, so it suits audits, not
-// request paths.
+// empty), in no particular order and never concurrently. It scans the
+// keyspace (on Redis Cluster, every master) and reads the hashes in
+// pipelines, so it suits audits, not request paths.
 func (g *Gate) EachOrder(ctx context.Context, saleID string, fn func(GateOrder) error) error {
+	if _, ok := g.rdb.(*redis.ClusterClient); ok {
+		// ForEachMaster scans the masters in parallel goroutines; callers
+		// fill maps in fn, so they get one order at a time.
+		var mu sync.Mutex
+		unsafe := fn
+		fn = func(o GateOrder) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return unsafe(o)
+		}
+	}
 	match := globEscape(g.cfg.Prefix) + "{sale:*}:o:*"
 	if saleID != "" {
 		match = globEscape(g.keys(saleID).orderPf) + "*"

@@ -106,10 +106,11 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	defer cancel()
 	v, err := g.purchase.Run(rctx, g.rdb,
 		[]string{k.sale, k.idem, k.units, k.due, k.outbox, k.order(orderID), k.rl(cmd.UserID), k.blocked},
-		ms(now), cmd.UserID, cmd.UserID+"|"+cmd.IdempotencyKey, cmd.Quantity, orderID,
+		ms(now), cmd.UserID, idemField(cmd.UserID, cmd.IdempotencyKey), cmd.Quantity, orderID,
 		ms(payBy), amount, k.orderPf, reserved, placed, g.NotifyChannel(), sale.ID,
 	).Result()
 	if err != nil {
+		sg.unclaim(cmd.UserID, prevAttempt)
 		return Reservation{}, fmt.Errorf("purchase in sale %s: %w", sale.ID, err)
 	}
 	r, err := toReply(v)

@@ -153,7 +153,7 @@ func (g *Gate) Restore(ctx context.Context, fold *domain.Fold, opts RestoreOptio
 		rep.Sales[i] = sr
 	}
 	if len(live) > 0 {
-		return RestoreReport{}, fmt.Errorf("restore: sale %s: %w (use force to overwrite it from the log)", strings.Join(live, ", "), ErrGateLive)
+		return RestoreReport{}, fmt.Errorf("restore: sale %s: %w", strings.Join(live, ", "), ErrGateLive)
 	}
 	if len(pending) > 0 {
 		return RestoreReport{}, fmt.Errorf("restore: outbox of sale %s: %w: the gate is ahead of the log; let the relay forward it first",
@@ -296,7 +296,7 @@ func (g *Gate) restoreSale(ctx context.Context, s *domain.SaleState, orders []*d
 		if err != nil {
 			return wrap(err)
 		}
-		f := o.UserID + "|" + o.IdempotencyKey
+		f := idemField(o.UserID, o.IdempotencyKey)
 		if _, taken := idem[f]; !taken {
 			idem[f] = o.OrderID
 			idemOrder = append(idemOrder, f)

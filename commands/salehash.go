@@ -21,3 +21,8 @@ func newSaleFields(ev domain.SaleCreated, createdAt time.Time) []any {
 		"release_interval", ev.ReleaseIntervalMS, "require_token", boolField(ev.RequireToken),
 	}
 }
+
+// idemField is the field of the idempotency hash that names one purchase
+// attempt: the user and their Idempotency-Key ("" for none). Purchase and
+// Restore must agree on it, or a restored gate would not recognise a retry.
+func idemField(user, key string) string { return user + "|" + key }

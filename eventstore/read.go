@@ -42,7 +42,7 @@ type ReadConfig struct {
 	Decode bool
 	// MaxBuffered bounds the records held per partition while merging the
 	// partitions by time; a partition that far ahead of the others is paused.
-	// Default 10000.
+	// Default 5000.
 	MaxBuffered int
 	// ReorderWindow is how many events the read holds back to put them in
 	// time order. The merge of partitions keeps each partition's log order,
@@ -62,7 +62,7 @@ func (c *ReadConfig) setDefaults() {
 		c.Slack = time.Minute
 	}
 	if c.MaxBuffered == 0 {
-		c.MaxBuffered = 10_000
+		c.MaxBuffered = 5000
 	}
 	if c.ReorderWindow == 0 {
 		c.ReorderWindow = 1000
@@ -195,6 +195,10 @@ func Read(ctx context.Context, cfg ReadConfig, fn func(Event) error) (ReadStats,
 		// when a partition whose last offsets are markers is done.
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		// The client keeps one fetch buffered while we work through the
+		// last: 16 MiB (not Kafka's 50) keeps a replay's memory modest
+		// at no cost in speed on loopback or a LAN.
+		kgo.FetchMaxBytes(16<<20),
 	)
 	if err != nil {
 		return stats, fmt.Errorf("read %s: %w", cfg.Topic, err)
@@ -206,7 +210,9 @@ func Read(ctx context.Context, cfg ReadConfig, fn func(Event) error) (ReadStats,
 		if !m.catchingUp() && !cfg.Follow {
 			return stats, nil
 		}
-		fetches := cl.PollFetches(ctx)
+		// A bounded poll: every record of it is decoded before the merge
+		// takes it, so the poll's size is what the read holds in memory.
+		fetches := cl.PollRecords(ctx, pollRecords)
 		if ctx.Err() != nil {
 			if cfg.Follow {
 				// Following ends when the caller stops it or To has
@@ -235,6 +241,9 @@ func Read(ctx context.Context, cfg ReadConfig, fn func(Event) error) (ReadStats,
 		}
 	}
 }
+
+// pollRecords is how many records Read takes from the client at a time.
+const pollRecords = 8192
 
 // readBounds returns, per partition, the offset to start at and the offset to
 // stop before (the end of the log, or the first record stamped after
@@ -292,9 +301,30 @@ type merge struct {
 
 type partQueue struct {
 	stop   int64   // the first offset not part of the catch-up
-	queue  []Event // in log order
-	done   bool    // every record below stop was fetched
+	queue  []Event // in log order, from queue[first]
+	first  int
+	done   bool // every record below stop was fetched
 	paused bool
+}
+
+func (q *partQueue) len() int      { return len(q.queue) - q.first }
+func (q *partQueue) head() *Event  { return &q.queue[q.first] }
+func (q *partQueue) push(ev Event) { q.queue = append(q.queue, ev) }
+
+// pop drops the head. The passed events' room is reclaimed once it is half
+// the slice, so a queue holds about twice what it buffers, not all it ever
+// held.
+func (q *partQueue) pop() {
+	q.queue[q.first] = Event{}
+	q.first++
+	switch n := q.len(); {
+	case n == 0:
+		q.queue, q.first = q.queue[:0], 0
+	case q.first >= 1024 && q.first >= n:
+		copy(q.queue, q.queue[q.first:])
+		clear(q.queue[n:])
+		q.queue, q.first = q.queue[:n], 0
+	}
 }
 
 func (m *merge) catchingUp() bool { return len(m.parts) > 0 }
@@ -329,7 +359,7 @@ func (m *merge) place(ev Event, catchUp bool) {
 		return
 	}
 	pq := m.parts[ev.Partition]
-	pq.queue = append(pq.queue, ev)
+	pq.push(ev)
 }
 
 // decodeAll decodes records into events, spread over every core: JSON
@@ -383,7 +413,7 @@ func (m *merge) emit() error {
 			blocked bool
 		)
 		for p, pq := range m.parts {
-			if len(pq.queue) == 0 {
+			if pq.len() == 0 {
 				if pq.done {
 					delete(m.parts, p)
 					continue
@@ -392,7 +422,7 @@ func (m *merge) emit() error {
 				blocked = true
 				break
 			}
-			if h := &pq.queue[0]; bestEv == nil || before(h, bestEv) {
+			if h := pq.head(); bestEv == nil || before(h, bestEv) {
 				best, bestEv = p, h
 			}
 		}
@@ -401,8 +431,7 @@ func (m *merge) emit() error {
 		}
 		pq := m.parts[best]
 		ev := *bestEv
-		pq.queue[0] = Event{}
-		pq.queue = pq.queue[1:]
+		pq.pop()
 		if err := m.pass(ev); err != nil {
 			return err
 		}
@@ -420,7 +449,7 @@ func (m *merge) emit() error {
 func (m *merge) throttle() {
 	var pause, resume []int32
 	for p, pq := range m.parts {
-		switch n := len(pq.queue); {
+		switch n := pq.len(); {
 		case !pq.paused && !pq.done && n >= m.cfg.MaxBuffered:
 			pq.paused = true
 			pause = append(pause, p)
@@ -428,9 +457,7 @@ func (m *merge) throttle() {
 			pq.paused = false
 			resume = append(resume, p)
 		}
-		if len(pq.queue) == 0 && cap(pq.queue) > 2*m.cfg.MaxBuffered {
-			pq.queue = nil // let a once-large buffer go
-		}
+
 	}
 	pause = append(pause, m.finished...)
 	m.finished = m.finished[:0]

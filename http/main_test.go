@@ -27,6 +27,7 @@ type testAPI struct {
 	h    http.Handler
 	gate *commands.Gate
 	auth *Authenticator
+	pool *pgxpool.Pool // the read models' database
 }
 
 func newTestAPI(t *testing.T, mutate func(*Config)) *testAPI {
@@ -53,7 +54,15 @@ func newTestAPI(t *testing.T, mutate func(*Config)) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Gate: gate, Orders: orders, Auth: auth, Sales: orders}
+	inventory, err := projections.NewInventory(projections.InventoryConfig{}, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daily, err := projections.NewDaily(projections.DailyConfig{}, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Gate: gate, Orders: orders, Auth: auth, Sales: orders, Inventory: inventory, Daily: daily}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -61,7 +70,7 @@ func newTestAPI(t *testing.T, mutate func(*Config)) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testAPI{h: h, gate: gate, auth: auth}
+	return &testAPI{h: h, gate: gate, auth: auth, pool: pool}
 }
 
 // call serves one request in-process; hdr are header name/value pairs.

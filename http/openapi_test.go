@@ -38,6 +38,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		c.Events = eventLog
 		c.DevSignIn = true
 		c.Registry = prometheus.NewRegistry()
+		c.Projections = testMonitor(t)
 	})
 	var doc openAPIDoc
 	if err := json.Unmarshal(openAPI, &doc); err != nil {

@@ -51,6 +51,12 @@ type Config struct {
 	// Events, when set, serves GET /v1/admin/events, the log exported as
 	// NDJSON or CSV (http/events.go).
 	Events EventLog
+	// Inventory, Daily and Projections, when set, serve the admin calls
+	// GET /v1/sales/{id}/inventory, GET /v1/reports/daily and
+	// GET /v1/admin/projections (http/projections.go).
+	Inventory   InventoryReader
+	Daily       DailyReporter
+	Projections ProjectionStatuser
 	// DevSignIn enables POST /v1/dev/token, which mints a user token for any
 	// user id without a password, for demos of the sale page. Off unless
 	// asked for: on a real deployment it would let anyone act as anyone.
@@ -151,6 +157,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 				r.Get("/admin/blacklist", s.blacklist)
 				r.Post("/admin/blacklist", s.block)
 				r.Delete("/admin/blacklist/{user_id}", s.unblock)
+				s.routeProjections(r)
 			})
 		})
 	})

@@ -17,9 +17,9 @@ import (
 type Sales interface {
 	// SaleIDs lists every sale the gate knows.
 	SaleIDs(ctx context.Context) ([]string, error)
-	// Sale returns a sale's view with its remaining stock, or
-	// domain.ErrSaleNotFound.
-	Sale(ctx context.Context, id string) (commands.SaleView, error)
+	// SaleCounters reads a sale's counters straight from Redis (not the
+	// node's cache); ok is false when there is no such sale.
+	SaleCounters(ctx context.Context, id string) (c commands.SaleCounters, ok bool, err error)
 }
 
 // StockConfig configures a StockCollector.
@@ -126,11 +126,11 @@ func (c *StockCollector) Collect(ch chan<- prometheus.Metric) {
 		if ctx.Err() != nil {
 			break
 		}
-		v, err := c.sales.Sale(ctx, id)
-		if err != nil {
+		v, ok, err := c.sales.SaleCounters(ctx, id)
+		if err != nil || !ok {
 			continue
 		}
-		if v.State == commands.SaleEnded {
+		if v.Ended {
 			c.mu.Lock()
 			c.ended[id] = true
 			c.mu.Unlock()

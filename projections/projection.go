@@ -1,18 +1,22 @@
-// Package projections turns the event log into Postgres read models.
+// Package projections turns the event log into Postgres read models: orders,
+// inventory and daily (see docs/projections.md).
 //
-// Each projection (orders, inventory, daily) implements Projection and is run
-// by a Runner: the Runner consumes the Kafka topic in a consumer group named
-// after the projection, gathers messages from all its partitions into a batch,
-// and hands the batch to an Applier, which applies it in ONE transaction
-// together with the projection's position per partition (its checkpoint). The
-// Kafka messages are acknowledged only after that transaction commits, so the
-// consumer group's offset never runs ahead of Postgres, and an event at or
-// below the stored position is skipped, so redelivery changes nothing: the
-// effect is exactly once although delivery is at least once.
+// Each projection implements Projection. A Consumer runs it live: it consumes
+// the Kafka topic in a consumer group named after the projection (franz-go),
+// seeks each assigned partition to the projection's position in Postgres, and
+// hands what it fetched, in big batches, to an Applier, which applies a batch
+// in ONE transaction together with the projection's position per partition
+// (its checkpoint). An event at or below the stored position is skipped, and
+// every projection also deduplicates events that sit in the log twice at
+// different offsets (the relay publishes at least once), so the effect is
+// exactly once although delivery is at least once.
 //
-// A rebuild feeds the same Applier (or the same Projection.Apply) from a
-// direct log reader into shadow tables; projections therefore take their
-// table names as configuration.
+// Rebuild feeds the same Applier from a direct log reader (ReadRange) into
+// shadow tables, then swaps them in; projections therefore take their table
+// names as configuration (Rebuildable). A Monitor reports positions, lag and
+// dead letters, also as Prometheus metrics. The watermill-kafka Runner is the
+// earlier live runner, kept for comparison (it holds one message per
+// partition in flight, which caps its batches).
 package projections
 
 import (

@@ -25,12 +25,17 @@ type RebuildConfig struct {
 	Brokers []string
 	// Topic is the log's topic. Default DefaultTopic.
 	Topic string
-	// MaxBatch is the most records applied in one transaction. Default 8192.
+	// MaxBatch is the most records applied in one transaction. Default 16384
+	// (measured: docs/projections.md).
 	MaxBatch int
 	// Workers is how many transactions run at once, each owning the
 	// partitions p with p % Workers == its index. Default 2: one decodes and
 	// builds its statements while the other waits on Postgres.
 	Workers int
+	// Rate caps the records applied per second (0: no cap), for a
+	// projection whose database must not be flooded (daily: the everyday
+	// order database).
+	Rate float64
 	// SwapWithin is how close to the end of the log the shadow must be
 	// before the swap; the rest is applied inside the swap transaction,
 	// while the live projection waits. Default 5000 records.
@@ -61,7 +66,7 @@ func (c *RebuildConfig) setDefaults() {
 		c.Topic = DefaultTopic
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = 8192
+		c.MaxBatch = 16384
 	}
 	if c.Workers == 0 {
 		c.Workers = 2
@@ -95,6 +100,9 @@ func (c RebuildConfig) Validate() error {
 	if c.MaxBatch < 1 || c.Workers < 1 || c.SwapWithin < 0 {
 		errs = append(errs, fmt.Errorf("max batch %d and workers %d must be >= 1, swap-within %d >= 0", c.MaxBatch, c.Workers, c.SwapWithin))
 	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate %g < 0", c.Rate))
+	}
 	if c.LockTimeout <= 0 || c.ProgressEvery <= 0 {
 		errs = append(errs, errors.New("lock timeout and progress interval must be > 0"))
 	}
@@ -121,6 +129,8 @@ type RebuildProgress struct {
 	Rate    float64
 	ETA     time.Duration
 	Elapsed time.Duration
+	// Final marks the last report of a phase, sent as the next one starts.
+	Final bool
 }
 
 // RebuildResult is what a rebuild did.
@@ -169,7 +179,8 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, pool *pgxpool.Pool, p Rebui
 	if err := cfg.Validate(); err != nil {
 		return RebuildResult{}, fmt.Errorf("rebuild: %w", err)
 	}
-	r := &rebuilder{cfg: cfg, pool: pool, live: p, schema: ShadowSchema(p.Name()), log: cfg.Logger.With("projection", p.Name())}
+	r := &rebuilder{cfg: cfg, pool: pool, live: p, schema: ShadowSchema(p.Name()), log: cfg.Logger.With("projection", p.Name()),
+		pace: newPacer(cfg.Rate)}
 	start := time.Now()
 	res, err := r.run(ctx)
 	res.Schema, res.Duration = r.schema, time.Since(start)
@@ -185,9 +196,11 @@ type rebuilder struct {
 	live   Rebuildable
 	schema string
 	log    *slog.Logger
+	pace   *pacer
 
 	shadow        *Applier
-	shadowCP      string // the shadow's checkpoint table
+	indexes       []string // CREATE INDEX statements of the shadow, run after the replay
+	shadowCP      string   // the shadow's checkpoint table
 	shadowDL      string
 	done          atomic.Int64 // records applied this run
 	dead          atomic.Int64
@@ -251,6 +264,11 @@ func (r *rebuilder) run(ctx context.Context) (RebuildResult, error) {
 		}
 	}
 	res.Records, res.DeadLetters = r.done.Load(), r.dead.Load()
+	// Secondary indexes are built once, on the full tables: faster than
+	// maintaining them row by row during the replay.
+	if err := r.buildIndexes(ctx); err != nil {
+		return res, err
+	}
 	if r.cfg.NoSwap {
 		r.setPhase(PhaseDone, 0)
 		return res, nil
@@ -329,6 +347,18 @@ func (r *rebuilder) prepare(ctx context.Context) error {
 	if r.shadow, err = NewApplier(ApplierConfig{CheckpointTable: r.shadowCP, DeadLetterTable: r.shadowDL, Logger: r.log}, r.pool, sp); err != nil {
 		return err
 	}
+	r.indexes = nil
+	for _, name := range r.live.Tables() {
+		lt, err := resolve(ctx, r.pool, name)
+		if err != nil {
+			return err
+		}
+		defs, err := indexDefs(ctx, r.pool, lt, liveTable{r.schema, lt.name})
+		if err != nil {
+			return err
+		}
+		r.indexes = append(r.indexes, defs...)
+	}
 	if r.cfg.Resume {
 		var exists bool
 		if err := r.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, r.shadowCP).Scan(&exists); err != nil {
@@ -362,9 +392,9 @@ func (r *rebuilder) prepare(ctx context.Context) error {
 }
 
 // copyTable creates to with the definition of from: columns, defaults,
-// checks, identity, and the primary key, unique constraints and indexes
-// under the same names (so that after the swap the tables look exactly like
-// the ones the migrations made).
+// checks, identity, and the primary key and unique constraints under the
+// same names; indexDefs gives the other indexes (so that after the swap the
+// tables look exactly like the ones the migrations made).
 func copyTable(ctx context.Context, tx pgx.Tx, from, to liveTable) error {
 	if _, err := tx.Exec(ctx, `CREATE TABLE `+to.ident()+` (LIKE `+from.ident()+` INCLUDING DEFAULTS INCLUDING CONSTRAINTS
 		INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS)`); err != nil {
@@ -388,26 +418,46 @@ func copyTable(ctx context.Context, tx pgx.Tx, from, to liveTable) error {
 			return err
 		}
 	}
-	rows, err = tx.Query(ctx, `SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+	return nil
+}
+
+// indexDefs returns the CREATE INDEX statements that give to the indexes of
+// from that are not constraints (the primary key and unique constraints come
+// with copyTable), under the same names.
+func indexDefs(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, from, to liveTable) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
 		WHERE i.indrelid = $1::regclass AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
 		ORDER BY i.indexrelid`, from.ident())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return err
+		return nil, err
 	}
+	out := make([]string, 0, len(defs))
 	for _, def := range defs {
-		// "CREATE INDEX name ON schema.table USING ...": point it at to;
-		// the index lands in to's schema under the same name.
+		// "CREATE [UNIQUE] INDEX name ON schema.table USING ...": point it
+		// at to (the index lands in to's schema under the same name), and
+		// make it idempotent for a resumed rebuild.
 		on := strings.Index(def, " ON ")
 		using := strings.Index(def, " USING ")
-		if on < 0 || using < on {
-			return fmt.Errorf("cannot read index definition %q", def)
+		idx := strings.Index(def, "INDEX ")
+		if on < 0 || using < on || idx < 0 || idx > on {
+			return nil, fmt.Errorf("cannot read index definition %q", def)
 		}
-		if _, err := tx.Exec(ctx, def[:on]+" ON "+to.ident()+def[using:]); err != nil {
-			return err
+		out = append(out, def[:idx]+"INDEX IF NOT EXISTS "+def[idx+len("INDEX "):on]+" ON "+to.ident()+def[using:])
+	}
+	return out, nil
+}
+
+// buildIndexes creates the shadow's secondary indexes.
+func (r *rebuilder) buildIndexes(ctx context.Context) error {
+	for _, def := range r.indexes {
+		if _, err := r.pool.Exec(ctx, def); err != nil {
+			return fmt.Errorf("shadow index: %w", err)
 		}
 	}
 	return nil
@@ -504,6 +554,9 @@ func (r *rebuilder) replay(ctx context.Context, from, to map[int32]int64) error 
 
 // apply applies one batch to the shadow, retrying while Postgres fails.
 func (r *rebuilder) apply(ctx context.Context, batch []Record) error {
+	if err := r.pace.wait(ctx, len(batch)); err != nil {
+		return err
+	}
 	backoff := 100 * time.Millisecond
 	for {
 		res, err := r.shadow.Apply(ctx, batch)
@@ -675,19 +728,25 @@ func (r *rebuilder) swap(ctx context.Context) (time.Duration, error) {
 
 func (r *rebuilder) setPhase(phase string, total int64) {
 	r.progressMu.Lock()
+	prev := r.phase
+	r.progressMu.Unlock()
+	if prev != "" {
+		r.emit(true)
+	}
+	r.progressMu.Lock()
 	r.phase, r.phaseStart, r.phaseDoneBase, r.phaseTotal = phase, time.Now(), r.done.Load(), total
 	r.progressMu.Unlock()
-	r.emit()
+	r.emit(false)
 }
 
-func (r *rebuilder) emit() {
+func (r *rebuilder) emit(final bool) {
 	if r.cfg.Progress == nil {
 		return
 	}
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
 	r.progressMu.Lock()
-	p := RebuildProgress{Phase: r.phase, Done: r.done.Load() - r.phaseDoneBase, Total: r.phaseTotal, Elapsed: time.Since(r.phaseStart)}
+	p := RebuildProgress{Phase: r.phase, Done: r.done.Load() - r.phaseDoneBase, Total: r.phaseTotal, Elapsed: time.Since(r.phaseStart), Final: final}
 	r.progressMu.Unlock()
 	if s := p.Elapsed.Seconds(); s > 0 {
 		p.Rate = float64(p.Done) / s
@@ -714,7 +773,7 @@ func (r *rebuilder) reportProgress() (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				r.emit()
+				r.emit(false)
 			}
 		}
 	}()

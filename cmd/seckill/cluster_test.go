@@ -17,7 +17,7 @@ import (
 
 // buyout has users buy one unit each of sale at once through the API nodes
 // at bases (round-robin) and returns the status counts, the error codes and
-// the orders accepted (user → order).
+// the orders accepted (user → order). User i buys through bases[i%len(bases)].
 func buyout(t *testing.T, s *system, bases []string, sale string, users int, userPrefix string) (map[int]int, map[string]int, map[string]string) {
 	t.Helper()
 	var (

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -112,6 +113,9 @@ func runGateRestore(ctx context.Context, c cli, args []string) error {
 		}
 	}
 	rep, err := gate.Restore(ctx, fold, opts)
+	if errors.Is(err, commands.ErrGateLive) {
+		return fmt.Errorf("%w\n(the gate is live: stop the API nodes, then rerun with --force to overwrite it from the log)", err)
+	}
 	if err != nil {
 		return err
 	}

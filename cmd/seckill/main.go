@@ -69,16 +69,17 @@ type command struct {
 
 func subcommands() map[string]command {
 	return map[string]command{
-		"dev":      {"run everything on this machine: broker, Redis, Postgres, API", runDev},
-		"serve":    {"run the service against real Kafka, Redis and Postgres", runServe},
-		"broker":   {"run the embedded Kafka-protocol broker alone", runBroker},
-		"migrate":  {"apply the database migrations", runMigrate},
-		"token":    {"mint a JWT for a user (or an admin)", runToken},
-		"events":   {"export the event log (time range, filters; jsonl or csv), or tail it", runEvents},
-		"gate":     {"operate the Redis gate: restore it from the event log", runGate},
-		"audit":    {"fold the log and check every invariant, the gate and the read models against it", runAudit},
-		"ceiling":  {"serve an empty chi handler (the benchmark's HTTP ceiling)", runCeiling},
-		"loadtest": {"send a bounded purchase burst at a running seckill on loopback and check the outcome", runLoadtest},
+		"dev":         {"run everything on this machine: broker, Redis, Postgres, API", runDev},
+		"serve":       {"run the service against real Kafka, Redis and Postgres", runServe},
+		"broker":      {"run the embedded Kafka-protocol broker alone", runBroker},
+		"migrate":     {"apply the database migrations", runMigrate},
+		"token":       {"mint a JWT for a user (or an admin)", runToken},
+		"events":      {"export the event log (time range, filters; jsonl or csv), or tail it", runEvents},
+		"gate":        {"operate the Redis gate: restore it from the event log", runGate},
+		"projections": {"show the projections' lag, or rebuild one into shadow tables and swap it in", runProjections},
+		"audit":       {"fold the log and check every invariant, the gate and the read models against it", runAudit},
+		"ceiling":     {"serve an empty chi handler (the benchmark's HTTP ceiling)", runCeiling},
+		"loadtest":    {"send a bounded purchase burst at a running seckill on loopback and check the outcome", runLoadtest},
 	}
 }
 
@@ -109,7 +110,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	var b strings.Builder
 	b.WriteString("seckill: a flash-sale backend (Redis gate → Kafka log → Postgres read models)\n\nUsage: seckill COMMAND [flags]   (seckill COMMAND --help for its flags)\n\nCommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(&b, "  %-12s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprint(w, b.String())
 }

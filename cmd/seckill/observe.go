@@ -77,7 +77,7 @@ func adminHandler(reg prometheus.Gatherer, checks []shttp.Check) http.Handler {
 
 // startAdmin serves h on addr until the returned server is shut down (last,
 // so a profile can watch the shutdown too). A failure to serve is logged.
-func startAdmin(addr string, h http.Handler, log *slog.Logger, onListen func(string)) (*http.Server, error) {
+func startAdmin(addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener %s: %w", addr, err)
@@ -87,9 +87,6 @@ func startAdmin(addr string, h http.Handler, log *slog.Logger, onListen func(str
 		ReadHeaderTimeout: 5 * time.Second,
 		// No WriteTimeout: a CPU profile or trace takes as long as asked.
 		IdleTimeout: 2 * time.Minute,
-	}
-	if onListen != nil {
-		onListen(ln.Addr().String())
 	}
 	log.Info("admin listener: pprof, metrics, probes", "addr", ln.Addr().String())
 	go func() {

@@ -127,3 +127,12 @@ func pingRedis(ctx context.Context, rdb redis.UniversalClient) error {
 	}
 	return rdb.Ping(ctx).Err()
 }
+
+// redactURL is raw without its password, for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/seckill/seckill/commands"
@@ -20,7 +19,6 @@ import (
 	shttp "github.com/seckill/seckill/http"
 	"github.com/seckill/seckill/metrics"
 	"github.com/seckill/seckill/migrations"
-	"github.com/seckill/seckill/projections"
 )
 
 // Roles a process can take; "all" is every one of them.
@@ -37,8 +35,8 @@ type systemFlags struct {
 	devSignIn  bool              // serve POST /v1/dev/token (password-less demo sign-in)
 	onListen   func(addr string) // called once the API listens
 	adminAddr  string            // pprof, metrics and probes; "" for none
-	onAdmin    func(addr string) // called once the admin listener listens
 	protect    protectionFlags   // node-wide protections (protect.go)
+	proj       projectionFlags   // projections, the daily read model's pace and database (projections.go)
 }
 
 func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
@@ -50,6 +48,7 @@ func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
 	fs.StringVar(&s.adminAddr, "admin-addr", c.getenv("SECKILL_ADMIN_ADDR"),
 		"private listener for pprof (/debug/pprof/), /metrics, /healthz and /readyz, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly (env SECKILL_ADMIN_ADDR)")
 	s.protect.bind(c, fs)
+	s.proj.bind(c, fs)
 }
 
 func (s *systemFlags) has(role string) bool {
@@ -67,7 +66,7 @@ func (s *systemFlags) validate() error {
 			return usageError{fmt.Sprintf("unknown role %q (want %s or all)", r, strings.Join(roles, ", "))}
 		}
 	}
-	return s.protect.validate()
+	return errors.Join(s.protect.validate(), s.proj.validate())
 }
 
 func runServe(ctx context.Context, c cli, args []string) error {
@@ -84,7 +83,9 @@ func runServe(ctx context.Context, c cli, args []string) error {
 	if err := ep.need(true, true, true, sys.has("api")); err != nil {
 		return err
 	}
-	return runSystem(ctx, ep, sys, newLogger(c, true))
+	// Every line says which part of a deployment wrote it: logs of many
+	// processes end up in one place.
+	return runSystem(ctx, ep, sys, newLogger(c, true).With("role", sys.role))
 }
 
 func newLogger(c cli, json bool) *slog.Logger {
@@ -115,7 +116,7 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 	}
 	rdb.AddHook(redisHook)
 	if err := pingRedis(ctx, rdb); err != nil {
-		return fmt.Errorf("redis %s: %w", ep.RedisURL, err)
+		return fmt.Errorf("redis %s: %w", redactURL(ep.RedisURL), err)
 	}
 	if err := migrations.Up(ctx, ep.DatabaseURL); err != nil {
 		return err
@@ -190,19 +191,21 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 			return gate.RunSweeper(bgCtx, commands.SweeperConfig{Interval: sys.sweepEvery, Logger: log})
 		})
 	}
-	orders, err := projections.NewOrders(projections.OrdersConfig{}, pool)
+	// The read models (projections.go): orders, inventory, daily (maybe in a
+	// database of its own); a projector runs their consumers.
+	rm, err := openReadModels(ctx, sys.proj, ep, pool, pgTracer)
 	if err != nil {
 		return err
 	}
+	defer rm.close()
+	orders := rm.orders
 	if sys.has("projector") {
-		subscribe := func(group string) (message.Subscriber, error) {
-			return eventstore.NewSubscriber(brokers, group, log)
-		}
-		runner, err := projections.NewRunner(projections.RunnerConfig{Topic: ep.Topic, Logger: log}, pool, subscribe, orders)
-		if err != nil {
+		if err := rm.startConsumers(bgCtx, &bg, sys.proj, brokers, ep.Topic, sys.partitions, reg, log); err != nil {
 			return err
 		}
-		bg.Go(func() error { return runner.Run(bgCtx) })
+	}
+	if err := rm.startMonitor(brokers, ep.Topic, reg, log); err != nil {
+		return err
 	}
 
 	var srv *http.Server
@@ -235,6 +238,7 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 		h, err := shttp.NewHandler(shttp.Config{
 			Gate: countedGate, Orders: orders, Auth: auth, Logger: log, Events: eventLog,
 			Sales: orders, DevSignIn: sys.devSignIn, Registry: reg,
+			Inventory: rm.inventory, Daily: rm.daily, Projections: rm.monitor,
 			Ready: readyChecks(sys, rdb, pool, brokers, ep.Topic),
 		})
 		if err != nil {
@@ -258,7 +262,7 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 	var admin *http.Server
 	if sys.adminAddr != "" {
 		h := adminHandler(reg, readyChecks(sys, rdb, pool, brokers, ep.Topic))
-		if admin, err = startAdmin(sys.adminAddr, h, log, sys.onAdmin); err != nil {
+		if admin, err = startAdmin(sys.adminAddr, h, log); err != nil {
 			return err
 		}
 		// Closed last, so a profile can watch the shutdown too.

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestProtectionsEndToEnd runs the protections through `seckill serve` as
+// deployed: two API nodes on one Redis, the purchase token keyed by the JWT
+// secret, the watcher that tells each node of sell-outs and blocks.
+func TestProtectionsEndToEnd(t *testing.T) {
+	s := startSystem(t)
+	second := s.startAPINode()
+	opt, err := redis.ParseURL(s.env["SECKILL_REDIS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+
+	sale := s.createSale(3, `,"require_token":true,"user_interval_ms":60000,"per_user_limit":2`)
+	buy := func(base, user, token, key string) response {
+		return s.doAt(base, "POST", "/v1/sales/"+sale+"/purchase", s.token(user), `{"quantity":1}`,
+			"X-Purchase-Token", token, "Idempotency-Key", key)
+	}
+	passFor := func(base, user string) string {
+		r := s.doAt(base, "GET", "/v1/sales/"+sale+"/token", s.token(user), "")
+		if r.status != http.StatusOK || r.str("token") == "" {
+			t.Fatalf("token for %s: %d %s", user, r.status, r.raw)
+		}
+		return r.str("token")
+	}
+
+	if r := buy(s.base, "alice", "", "a1"); r.status != http.StatusForbidden || r.errCode() != "token_required" {
+		t.Errorf("without a token: %d %s", r.status, r.raw)
+	}
+	// A token minted by one node works on the other: both derive the key
+	// from the JWT secret.
+	alice := passFor(second, "alice")
+	if r := buy(s.base, "alice", alice, "a1"); r.status != http.StatusAccepted {
+		t.Fatalf("with a token: %d %s", r.status, r.raw)
+	}
+	r := buy(second, "alice", alice, "a2")
+	if secs, _ := strconv.Atoi(r.header.Get("Retry-After")); r.status != http.StatusTooManyRequests || r.errCode() != "rate_limited" || secs < 59 || secs > 60 {
+		t.Errorf("a second attempt on the other node: %d %s (Retry-After %q), want 429 rate_limited, about 60 s", r.status, r.raw, r.header.Get("Retry-After"))
+	}
+
+	// Blocked on one node, refused on the other without Redis.
+	if r := s.do("POST", "/v1/admin/blacklist", s.admin, `{"user_id":"mallory"}`); r.status != http.StatusOK {
+		t.Fatalf("block: %d %s", r.status, r.raw)
+	}
+	if r := s.doAt(second, "GET", "/v1/sales/"+sale+"/token", s.token("mallory"), ""); r.status != http.StatusForbidden || r.errCode() != "blocked" {
+		t.Errorf("a token for a blocked user on the other node: %d %s", r.status, r.raw)
+	}
+
+	// Sell out through the first node; the second hears of it.
+	for _, u := range []string{"bob", "carl"} {
+		if r := buy(s.base, u, passFor(s.base, u), ""); r.status != http.StatusAccepted {
+			t.Fatalf("%s: %d %s", u, r.status, r.raw)
+		}
+	}
+	users := make([]string, 60)
+	passes := make([]string, len(users))
+	for i := range users {
+		users[i] = fmt.Sprintf("late%02d", i)
+		passes[i] = passFor(s.base, users[i])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before := evalshas(t, rdb)
+		r := buy(second, "probe", passFor(second, "probe"), "")
+		if r.errCode() == "sold_out" && evalshas(t, rdb) == before {
+			break // the second node answers from memory
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second node still asks Redis 10 s after the sell-out (%d %s)", r.status, r.raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := evalshas(t, rdb)
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() {
+			base := []string{s.base, second}[i%2]
+			if r := buy(base, users[i], passes[i], ""); r.status != http.StatusConflict || r.errCode() != "sold_out" {
+				t.Errorf("%s after the sell-out: %d %s", users[i], r.status, r.raw)
+			}
+		})
+	}
+	wg.Wait()
+	if got := evalshas(t, rdb) - before; got != 0 {
+		t.Errorf("%d purchase scripts ran for %d requests after the sell-out, want 0", got, len(users))
+	}
+	s.waitOrders(sale, 3)
+}
+
+func TestAdmissionFlag(t *testing.T) {
+	env := map[string]string{
+		"SECKILL_REDIS_URL": "redis://127.0.0.1:1/0", "SECKILL_DATABASE_URL": "postgres://x@127.0.0.1:1/x",
+		"SECKILL_KAFKA_BROKERS": "127.0.0.1:1", "SECKILL_JWT_SECRET": testSecret, "SECKILL_DATA": t.TempDir(),
+		"SECKILL_ADMISSION_RPS": "lots",
+	}
+	err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "SECKILL_ADMISSION_RPS") {
+		t.Errorf("bad SECKILL_ADMISSION_RPS: %v, want a usage error naming it", err)
+	}
+	err = run(context.Background(), []string{"serve", "--admission-rps", "-1"}, func(k string) string {
+		if k == "SECKILL_ADMISSION_RPS" {
+			return ""
+		}
+		return env[k]
+	}, io.Discard, io.Discard)
+	if !errors.As(err, &ue) {
+		t.Errorf("--admission-rps -1: %v, want a usage error", err)
+	}
+}
+
+// startAPINode runs one more API node (`seckill serve --role api`) on the
+// system's services and returns its base URL.
+func (s *system) startAPINode() string {
+	t := s.t
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--role", "api", "--addr", addr}, func(k string) string { return s.env[k] }, io.Discard, testWriter{t})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("second API node: %v", err)
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("second API node not ready after 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// evalshas is how many EVALSHA Redis has run: each purchase that reaches
+// Redis is one.
+func evalshas(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:calls="); ok {
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
