@@ -28,7 +28,10 @@ func TestRebuildDuringLiveTraffic(t *testing.T) {
 	publish(t, brokers, st.envs[:head])
 	projs := all(t, pool)
 	for _, p := range projs {
-		startConsumer(t, projections.ConsumerConfig{MaxBatch: 64}, pool, brokers, p)
+		// Slow, small batches keep the live consumers busy, so that their
+		// next batch is usually waiting on the checkpoint rows while the
+		// swap holds them: the case the swap's position handoff is for.
+		startConsumer(t, projections.ConsumerConfig{MaxBatch: 64}, pool, brokers, slow{p, 3 * time.Millisecond})
 	}
 	waitAll(t, pool, brokers, time.Minute, names...)
 
