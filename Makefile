@@ -55,8 +55,10 @@ cluster-test: deps
 cluster-bench: deps
 	SECKILL_CLUSTER_BENCH=1 $(GO) test -count=1 -timeout 30m -v -run 'TestClusterThroughput' ./cmd/seckill
 
-dev: deps
-	$(GO) run ./cmd/seckill dev $(ARGS)
+# dev builds bin/seckill (the binary the README tour uses) and runs it; not
+# `go run`, which turns the Ctrl-C that stops a clean shutdown into exit 1.
+dev: deps build
+	./bin/seckill dev $(ARGS)
 
 build:
 	$(GO) build -o bin/seckill ./cmd/seckill
