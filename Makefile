@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Extra arguments for `make dev`, e.g. make dev ARGS='--data /tmp/sk'.
 ARGS ?=
 
-.PHONY: deps test test-short dev build lint bench bench-quick fuzz cluster-test cluster-bench
+.PHONY: deps test test-short dev build lint bench bench-quick fuzz cluster-test cluster-bench faults
 
 # deps installs the servers that tests and `seckill dev` start (redis-server,
 # PostgreSQL; Debian keeps the Postgres binaries in /usr/lib/postgresql/*/bin,
@@ -54,6 +54,16 @@ cluster-test: deps
 # redis-server and on a 3-master Redis Cluster, in one run (README).
 cluster-bench: deps
 	SECKILL_CLUSTER_BENCH=1 $(GO) test -count=1 -timeout 30m -v -run 'TestClusterThroughput' ./cmd/seckill
+
+# faults runs the long versions of the fault-injection suite (issue 8,
+# docs/durability.md): kill -9 of an API node, the relay, the broker and a
+# projector mid-run; Redis restarted from its AOF and lost entirely; Postgres
+# down; duplicate delivery; sweepers racing payers; hostile clients; SIGTERM;
+# and what appendfsync always costs. Each scenario ends with `seckill audit`
+# and logs "faults: NAME: accepted N, in log N, in read model N, audit ...".
+# The short versions run in `make test` (go test ./...).
+faults: deps
+	SECKILL_LONG=1 $(GO) test -count=1 -timeout 20m -v -run '^TestFault' ./cmd/seckill
 
 # dev builds bin/seckill (the binary the README tour uses) and runs it; not
 # `go run`, which turns the Ctrl-C that stops a clean shutdown into exit 1.

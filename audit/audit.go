@@ -343,6 +343,11 @@ func (a *Auditor) compareGate(ctx context.Context, fold *domain.Fold, pending ma
 		diff("paid", c.Paid, s.PaidQty)
 		diff("expired", c.Expired, s.ExpiredQty)
 		diff("ended", c.Ended, s.Ended)
+		// A sharded sale: each shard's pool (moves in flight counted where
+		// StockMoved puts them), so a lost or doubled move shows.
+		for i, sh := range c.Shards {
+			diff(fmt.Sprintf("shard %d remaining", i), sh.Remaining, s.ShardRemaining(i))
+		}
 		if len(diffs) > 0 {
 			violate(fmt.Sprintf("sale %s: gate has %s", id, strings.Join(diffs, ", ")))
 		}

@@ -59,9 +59,13 @@ func (g *Gate) setBlocked(ctx context.Context, user string, blocked bool) error 
 	if err != nil {
 		return err
 	}
+	copies, err := g.blockedKeys(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", verb, user, err)
+	}
 	pipe := g.rdb.Pipeline()
-	for _, id := range ids {
-		pipe.Do(ctx, op, g.keys(id).blocked, user)
+	for _, key := range copies {
+		pipe.Do(ctx, op, key, user)
 	}
 	pipe.Publish(ctx, g.NotifyChannel(), verb+" "+user)
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -141,7 +145,16 @@ func (g *Gate) copyBlacklist(ctx context.Context, saleID string) error {
 	for i, u := range users {
 		args[i] = u
 	}
-	if err := g.rdb.SAdd(ctx, g.keys(saleID).blocked, args...).Err(); err != nil {
+	copies, err := g.blockedKeys(ctx, []string{saleID})
+	if err != nil {
+		return fmt.Errorf("copy blacklist to sale %s: %w", saleID, err)
+	}
+	// One command per copy: a sharded sale's copies are in different slots.
+	pipe := g.rdb.Pipeline()
+	for _, key := range copies {
+		pipe.SAdd(ctx, key, args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("copy blacklist to sale %s: %w", saleID, err)
 	}
 	return nil

@@ -82,6 +82,25 @@ func TestRecordCorpus(t *testing.T) {
 	if _, err := f.gate.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A sharded sale (docs/sharding.md): a buyer whose home shard is empty
+	// pulls a unit from the other shard (StockMoved); its end records each
+	// shard's unsold units.
+	now := f.clock.Now()
+	s3, err := f.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
+		Name: "hot phone", Stock: 2, PriceCents: 1999, StartsAt: now, EndsAt: now.Add(time.Hour),
+		PerUserLimit: 1, PayWithin: time.Minute, Shards: 2,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range homeUsers("dora", 0, 2, 2) {
+		if _, err := f.gate.Purchase(ctx, commands.Purchase{SaleID: s3.ID, UserID: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.gate.EndSale(ctx, commands.EndSale{SaleID: s3.ID}); err != nil {
+		t.Fatal(err)
+	}
 
 	recorded := map[string][]byte{}
 	streams, err := f.rdb.SMembers(ctx, f.gate.OutboxesKey()).Result()
@@ -155,7 +174,15 @@ func corpusName(raw []byte) (string, error) {
 		}
 		return name + ".to_inventory", nil
 	case domain.TypeSaleEnded:
-		return name + "." + fmt.Sprint(p["reason"]), nil
+		name += "." + fmt.Sprint(p["reason"])
+		if _, ok := p["shards_unsold"]; ok {
+			return name + ".sharded", nil
+		}
+		return name, nil
+	case domain.TypeSaleCreated:
+		if _, ok := p["shards"]; ok {
+			return name + ".sharded", nil
+		}
 	case domain.TypeOrderPlaced:
 		if k, _ := p["idempotency_key"].(string); k != "" {
 			return name + ".idempotency_key", nil

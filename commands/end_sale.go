@@ -30,6 +30,11 @@ func (g *Gate) EndSale(ctx context.Context, cmd EndSale) (SaleView, error) {
 	if !domain.ValidID(cmd.SaleID) {
 		return SaleView{}, domain.ErrSaleNotFound
 	}
+	if ss, err := g.shardsOf(ctx, cmd.SaleID); err != nil {
+		return SaleView{}, fmt.Errorf("end sale %s: %w", cmd.SaleID, err)
+	} else if ss != nil {
+		return g.endShardedSale(ctx, ss, cmd.Reason)
+	}
 	k := g.keys(cmd.SaleID)
 	remaining, err := g.rdb.HGet(ctx, k.sale, "remaining").Result()
 	if err != nil {

@@ -106,6 +106,9 @@ type Gate struct {
 	blocked   atomic.Pointer[map[string]struct{}]
 	admission *rate.Limiter // nil: no cap
 	tokens    *tokenSigner  // nil: no key, no tokens
+
+	// shardSales is this node's memory of sharded sales (shard.go).
+	shardSales sync.Map // sale id → *shardedSale
 }
 
 type cachedSale struct {
@@ -139,7 +142,7 @@ func NewGate(cfg GateConfig, rdb redis.UniversalClient) (*Gate, error) {
 // purchase of a burst does not pay for it (and a Redis without them is noticed
 // at start).
 func (g *Gate) Load(ctx context.Context) error {
-	for _, s := range []*redis.Script{g.createSale, g.purchase, g.pay, g.expire, g.endSale} {
+	for _, s := range append([]*redis.Script{g.createSale, g.purchase, g.pay, g.expire, g.endSale}, shardScripts...) {
 		if err := s.Load(ctx, g.rdb).Err(); err != nil {
 			return fmt.Errorf("load gate script: %w", err)
 		}

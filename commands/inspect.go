@@ -23,6 +23,9 @@ type SaleCounters struct {
 	Orders    int64
 	Ended     bool
 	Unsold    int64
+	// Shards are a sharded sale's shards (nil for an unsharded sale): the
+	// counters above are their sums (docs/sharding.md).
+	Shards []ShardCounters
 }
 
 // SaleCounters reads the counters of sale id straight from Redis (Sale serves
@@ -36,11 +39,18 @@ func (g *Gate) SaleCounters(ctx context.Context, id string) (c SaleCounters, ok 
 		return SaleCounters{}, false, nil
 	}
 	num := func(k string) int64 { n, _ := strconv.ParseInt(h[k], 10, 64); return n }
-	return SaleCounters{
+	c = SaleCounters{
 		SaleID: id, Stock: num("stock"), Remaining: num("remaining"), Reserved: num("reserved"),
 		Paid: num("paid"), Expired: num("expired"), Orders: num("orders"),
 		Ended: h["ended"] == "1", Unsold: num("unsold"),
-	}, true, nil
+	}
+	if n := num("shards"); n > 1 {
+		// The head holds no pool counters: they are the shards' sums.
+		if err := g.shardedCounters(ctx, &c, int(n)); err != nil {
+			return SaleCounters{}, false, err
+		}
+	}
+	return c, true, nil
 }
 
 // OutboxBacklog returns the number of entries in every outbox stream that
@@ -64,7 +74,8 @@ func (g *Gate) OutboxBacklog(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
 	for i, s := range streams {
 		if n := lens[i].Val(); n > 0 {
-			out[saleOfKey(g.cfg.Prefix, s)] = n
+			// A sharded sale has an outbox per shard besides its own.
+			out[saleOfKey(g.cfg.Prefix, s)] += n
 		}
 	}
 	return out, nil
@@ -88,7 +99,8 @@ func (g *Gate) EachOrder(ctx context.Context, saleID string, fn func(GateOrder) 
 	}
 	match := globEscape(g.cfg.Prefix) + "{sale:*}:o:*"
 	if saleID != "" {
-		match = globEscape(g.keys(saleID).orderPf) + "*"
+		// "{sale:ID}:o:*" and a sharded sale's "{sale:ID:<shard tag>}:o:*".
+		match = globEscape(g.cfg.Prefix+"{sale:"+saleID) + "[}:]*:o:*"
 	}
 	scan := func(ctx context.Context, c *redis.Client) error {
 		var cursor uint64
@@ -150,10 +162,11 @@ func (g *Gate) readOrders(ctx context.Context, keys []string, fn func(GateOrder)
 	return nil
 }
 
-// saleOfKey returns the sale id in a key "<prefix>{sale:ID}:...".
+// saleOfKey returns the sale id in a key "<prefix>{sale:ID}:..." or, of a
+// shard of a sharded sale, "<prefix>{sale:ID:...}:..." (ids have no ':').
 func saleOfKey(prefix, key string) string {
 	rest := strings.TrimPrefix(strings.TrimPrefix(key, prefix), "{sale:")
-	if i := strings.IndexByte(rest, '}'); i >= 0 {
+	if i := strings.IndexAny(rest, "}:"); i >= 0 {
 		return rest[:i]
 	}
 	return rest

@@ -11,10 +11,18 @@ type keys struct {
 	orderPf string // prefix of the order hashes: orderPf + order id
 	blocked string // set: users who may not buy in this sale (a copy of the blacklist)
 	rlPf    string // prefix of the per-user rate-limit keys: rlPf + user
+	// Shards of a sharded sale only (shard.go, docs/sharding.md):
+	moves   string // hash: move id → "to qty at-ms", units debited here and not yet confirmed credited
+	movesIn string // hash: move id → qty, every move credited here (never pruned: a late credit must find it)
 }
 
 func saleKeys(prefix, saleID string) keys {
-	base := prefix + "{sale:" + saleID + "}"
+	return keysAt(prefix + "{sale:" + saleID + "}")
+}
+
+// keysAt names the keys under base, "<prefix>{<hash tag>}": a sale's, or one
+// shard's of a sharded sale (shardKeys), which have the same layout.
+func keysAt(base string) keys {
 	return keys{
 		sale:    base + ":sale",
 		idem:    base + ":idem",
@@ -24,6 +32,8 @@ func saleKeys(prefix, saleID string) keys {
 		orderPf: base + ":o:",
 		blocked: base + ":blocked",
 		rlPf:    base + ":rl:",
+		moves:   base + ":moves",
+		movesIn: base + ":movesin",
 	}
 }
 

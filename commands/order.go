@@ -45,11 +45,15 @@ func (o GateOrder) History() []domain.HistoryEntry {
 // Order reads an order from the gate; domain.ErrOrderNotFound when the gate
 // has no such order.
 func (g *Gate) Order(ctx context.Context, orderID string) (GateOrder, error) {
-	saleID, ok := domain.SaleOfOrder(orderID)
-	if !ok || !domain.ValidID(orderID) {
+	// The order's shard of a sharded sale (in the id), else the sale's keys.
+	k, saleID, ok, err := g.orderKeys(ctx, orderID)
+	if err != nil {
+		return GateOrder{}, fmt.Errorf("read order %s: %w", orderID, err)
+	}
+	if !ok {
 		return GateOrder{}, domain.ErrOrderNotFound
 	}
-	h, err := g.rdb.HGetAll(ctx, g.keys(saleID).order(orderID)).Result()
+	h, err := g.rdb.HGetAll(ctx, k.order(orderID)).Result()
 	if err != nil {
 		return GateOrder{}, fmt.Errorf("read order %s: %w", orderID, err)
 	}

@@ -52,7 +52,11 @@ func (g *Gate) Pay(ctx context.Context, cmd Pay) (Payment, error) {
 	if err != nil {
 		return Payment{}, err
 	}
-	k := g.keys(o.SaleID)
+	// The order's shard of a sharded sale, else the sale's keys.
+	k, _, _, err := g.orderKeys(ctx, o.OrderID)
+	if err != nil {
+		return Payment{}, err
+	}
 	v, err := g.pay.Run(ctx, g.rdb, []string{k.order(o.OrderID), k.due, k.outbox, k.sale},
 		ms(now), cmd.UserID, ref, o.OrderID, env).Result()
 	if err != nil {

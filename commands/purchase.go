@@ -79,6 +79,9 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	if err := g.admit(); err != nil {
 		return Reservation{}, err
 	}
+	if sale.Shards > 1 {
+		return g.purchaseSharded(ctx, sg, cmd, now, prevAttempt)
+	}
 	payBy := now.Add(sale.PayWithin)
 	orderID := domain.OrderID(sale.ID, newID())
 	amount := sale.PriceCents * cmd.Quantity

@@ -140,7 +140,7 @@ func (g *Gate) Restore(ctx context.Context, fold *domain.Fold, opts RestoreOptio
 	rep.Sales = make([]SaleRestore, len(sales))
 	var live, pending []string
 	for i, s := range sales {
-		sr, outbox, err := g.restoreCheck(ctx, s.SaleID)
+		sr, outbox, err := g.restoreCheckSale(ctx, s) // either layout (shard_restore.go)
 		if err != nil {
 			return rep, err
 		}
@@ -252,6 +252,9 @@ func (b *batch) flush() error {
 
 // restoreSale rewrites one sale's keys.
 func (g *Gate) restoreSale(ctx context.Context, s *domain.SaleState, orders []*domain.OrderState, sr *SaleRestore, opts RestoreOptions, rep *RestoreReport) error {
+	if s.Shards > 1 {
+		return g.restoreShardedSale(ctx, s, orders, sr, opts, rep)
+	}
 	k := g.keys(s.SaleID)
 	wrap := func(err error) error { return fmt.Errorf("restore sale %s: %w", s.SaleID, err) }
 	if sr.Existed {

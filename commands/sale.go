@@ -24,6 +24,9 @@ type SaleConfig struct {
 	PayWithin    time.Duration
 	Currency     string
 	Protections  domain.Protections
+	// Shards is the number of stock shards: 1 for the classic single pool
+	// (docs/sharding.md).
+	Shards int
 }
 
 // SaleView is a sale as clients see it: configuration plus live counters.
@@ -46,6 +49,9 @@ type SaleView struct {
 	ServerTime time.Time `json:"server_time"`
 	// Protections are shown so the sale page knows, e.g., to fetch a token.
 	domain.Protections
+	// Shards is the number of stock shards of a sharded sale (omitted: 1).
+	// Remaining is the sum of their pools.
+	Shards int `json:"shards,omitempty"`
 }
 
 // Sale states.
@@ -74,6 +80,9 @@ func (g *Gate) CreateSale(ctx context.Context, cmd CreateSale) (SaleView, error)
 	env, err := domain.Encode(ev, now)
 	if err != nil {
 		return SaleView{}, err
+	}
+	if ev.Shards > 1 {
+		return g.createShardedSale(ctx, ev, env, now)
 	}
 	k := g.keys(id)
 	// Registered before the script runs, so the relay and the sweeper find the
@@ -171,6 +180,15 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 		PayWithinS: num("pay_within"), Currency: cfg.Currency, Remaining: num("remaining"),
 		EndReason: h["end_reason"], Unsold: num("unsold"), ServerTime: now,
 		Protections: cfg.Protections,
+	}
+	if n := num("shards"); n > 1 {
+		// A sharded sale's pool is the sum of its shards' (shard_sale.go).
+		cfg.Shards, view.Shards = int(n), int(n)
+		if view.Remaining, err = g.shardedRemaining(ctx, g.sharded(cfg)); err != nil {
+			return nil, err
+		}
+	} else {
+		cfg.Shards = 1
 	}
 	if h["ended"] == "1" {
 		view.State = SaleEnded

@@ -50,7 +50,11 @@ func (g *Gate) Expire(ctx context.Context, orderID string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	k := g.keys(o.SaleID)
+	// The order's shard of a sharded sale, else the sale's keys.
+	k, _, _, err := g.orderKeys(ctx, o.OrderID)
+	if err != nil {
+		return false, err
+	}
 	v, err := g.expire.Run(ctx, g.rdb, []string{k.order(o.OrderID), k.due, k.outbox, k.sale, k.units},
 		ms(now), o.OrderID, expired, toPool, toInventory, g.NotifyChannel(), o.SaleID).Result()
 	if err != nil {
@@ -88,6 +92,11 @@ func (g *Gate) Sweep(ctx context.Context) (SweepResult, error) {
 }
 
 func (g *Gate) sweepSale(ctx context.Context, saleID string, res *SweepResult) error {
+	if ss, err := g.shardsOf(ctx, saleID); err != nil {
+		return fmt.Errorf("sweep sale %s: %w", saleID, err)
+	} else if ss != nil {
+		return g.sweepShardedSale(ctx, ss, res)
+	}
 	k := g.keys(saleID)
 	for {
 		now := g.clock.Now()

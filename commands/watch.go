@@ -40,9 +40,6 @@ func (g *Gate) RunWatcher(ctx context.Context, cfg WatcherConfig) error {
 	// has ContextTimeoutEnabled); closing the subscription ends it.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
-	// A receive blocked on the socket does not watch ctx; closing the
-	// subscription ends it at once, so shutdown does not wait out the timeout.
-	defer context.AfterFunc(ctx, func() { _ = ps.Close() })()
 	var refreshed time.Time
 	refresh := func() {
 		if err := g.RefreshBlacklist(ctx); err != nil && ctx.Err() == nil {

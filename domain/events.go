@@ -37,6 +37,10 @@ type SaleCreated struct {
 	// Protections are optional fields (omitted when off), so adding them
 	// needed no new schema version: a sale without them has none.
 	Protections
+	// Shards is the number of stock shards (docs/sharding.md); optional,
+	// omitted for an unsharded sale, so absent reads as 1 and no schema
+	// version changed, as with Protections.
+	Shards int64 `json:"shards,omitempty"`
 }
 
 // StockReserved takes units out of a sale's pool for one order. Its aggregate is
@@ -103,6 +107,9 @@ type SaleEnded struct {
 	Unsold int64  `json:"unsold"`
 	// Reason is EndReasonEarly (an admin ended it) or EndReasonWindowClosed.
 	Reason string `json:"reason"`
+	// ShardsUnsold is Unsold per shard of a sharded sale (their sum is
+	// Unsold); omitted for an unsharded sale.
+	ShardsUnsold []int64 `json:"shards_unsold,omitempty"`
 }
 
 // Reasons a sale ends.

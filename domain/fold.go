@@ -26,6 +26,13 @@ type SaleState struct {
 	PaidCents   int64
 	CreatedAt   time.Time // when SaleCreated occurred
 	EndedAt     time.Time // when SaleEnded occurred
+
+	// A sharded sale's shards (docs/sharding.md, domain/shard.go): each
+	// shard's counters, the moves between them and SaleEnded's unsold units
+	// per shard. Empty for an unsharded sale.
+	ByShard      map[int]*ShardState
+	Moves        int64
+	ShardsUnsold []int64
 }
 
 // Remaining is the sale's purchasable pool.
@@ -179,9 +186,12 @@ func (f *Fold) Apply(env Envelope, ev Event) bool {
 			f.violate("sale %s ended twice", e.SaleID)
 		}
 		s.Ended, s.Unsold, s.EndReason, s.EndedAt = true, e.Unsold, e.Reason, at
+	case StockMoved:
+		// Moves change no sale-level counter; applyShard places them.
 	default:
 		f.violate("event %s: unhandled type %T", env.ID, ev)
 	}
+	f.applyShard(ev)
 	return true
 }
 
@@ -205,6 +215,7 @@ func (f *Fold) Violations() []string {
 				out = append(out, fmt.Sprintf("sale %s: user %s holds %d units, limit %d", id, user, units, s.PerUserLimit))
 			}
 		}
+		out = append(out, s.shardViolations(id)...)
 	}
 	for id, o := range f.Orders {
 		switch {
@@ -221,6 +232,8 @@ func (f *Fold) Violations() []string {
 		}
 		if s, ok := f.Sales[o.SaleID]; o.SaleID != "" && (!ok || !s.Known) {
 			out = append(out, fmt.Sprintf("order %s: unknown sale %s", id, o.SaleID))
+		} else if v := orderShardViolation(o, s); ok && v != "" {
+			out = append(out, v)
 		}
 	}
 	sort.Strings(out)

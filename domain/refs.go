@@ -28,6 +28,8 @@ func RefsOf(e Event) Refs {
 		return Refs{SaleID: v.SaleID, OrderID: v.OrderID, Quantity: v.Quantity}
 	case SaleEnded:
 		return Refs{SaleID: v.SaleID, Quantity: v.Unsold}
+	case StockMoved:
+		return Refs{SaleID: v.SaleID, Quantity: v.Quantity}
 	}
 	return Refs{}
 }

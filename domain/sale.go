@@ -32,6 +32,9 @@ type SaleSpec struct {
 	Currency string
 	// Protections are the gate's per-sale protections (domain/protect.go).
 	Protections Protections
+	// Shards splits the stock over this many shards, each in a Redis slot of
+	// its own (docs/sharding.md); 0 or 1: one pool, the classic layout.
+	Shards int
 }
 
 // WithDefaults fills the optional fields: per-user limit 1, pay within 15
@@ -84,6 +87,7 @@ func (s SaleSpec) Validate() error {
 		errs = append(errs, Invalid("currency", "must be an ISO 4217 code: 3 uppercase letters"))
 	}
 	errs = append(errs, s.Protections.validate(s)...)
+	errs = append(errs, s.validateShards()...)
 	return errors.Join(errs...)
 }
 
@@ -115,6 +119,7 @@ func (s SaleSpec) Created(id string) SaleCreated {
 		PayWithinS:   int64(s.PayWithin / time.Second),
 		Currency:     s.Currency,
 		Protections:  s.Protections,
+		Shards:       recordedShards(s.Shards),
 	}
 }
 

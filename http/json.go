@@ -47,13 +47,23 @@ func writeRaw(w http.ResponseWriter, status int, body []byte) {
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
-				message: fmt.Sprintf("request body must be at most %d bytes", maxBody)}
-		}
-		return badRequest("malformed_json", "could not read request body")
+		return readError(err)
 	}
+	return decodeBody(r, body, dst, optional)
+}
+
+// readError is the client's answer to a body that could not be read.
+func readError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+			message: fmt.Sprintf("request body must be at most %d bytes", maxBody)}
+	}
+	return badRequest("malformed_json", "could not read request body")
+}
+
+// decodeBody is decodeJSON after the body has been read.
+func decodeBody(r *http.Request, body []byte, dst any, optional bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		if optional {
 			return nil

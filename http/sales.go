@@ -26,6 +26,9 @@ type createSaleRequest struct {
 	ReleaseStep       int64  `json:"release_step"`
 	ReleaseIntervalMS int64  `json:"release_interval_ms"`
 	RequireToken      bool   `json:"require_token"`
+	// Shards splits a hot sale's stock over Redis slots (docs/sharding.md);
+	// optional, default 1.
+	Shards int `json:"shards"`
 }
 
 // protections turns the request's protection fields into the domain's.
@@ -61,7 +64,7 @@ func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
 	sale, err := s.Gate.CreateSale(r.Context(), commands.CreateSale{Spec: domain.SaleSpec{
 		Name: req.Name, Stock: req.Stock, PriceCents: req.PriceCents, StartsAt: req.StartsAt,
 		EndsAt: req.EndsAt, PerUserLimit: req.PerUserLimit, PayWithin: time.Duration(req.PayWithinS) * time.Second,
-		Currency: req.Currency, Protections: prot,
+		Currency: req.Currency, Protections: prot, Shards: req.Shards,
 	}})
 	if err != nil {
 		writeError(w, r, s.log, err)
@@ -94,8 +97,8 @@ type purchaseRequest struct {
 }
 
 func (s *server) purchase(w http.ResponseWriter, r *http.Request) {
-	var req purchaseRequest
-	if err := decodeJSON(w, r, &req, true); err != nil {
+	req, err := decodePurchase(w, r) // fastpath.go
+	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -115,6 +118,6 @@ func (s *server) purchase(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 		status = http.StatusOK
 	}
-	w.Header().Set("Location", "/v1/orders/"+res.OrderID)
-	writeJSON(w, status, res)
+	w.Header()["Location"] = []string{"/v1/orders/" + res.OrderID}
+	writeReservation(w, status, res)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,11 +21,30 @@ import (
 type RedisHook struct {
 	latency *prometheus.HistogramVec
 	errors  *prometheus.CounterVec
+
+	// observers caches latency's children by command name (a bounded set,
+	// commandName): one map read per command instead of a label lookup.
+	mu        sync.RWMutex
+	observers map[string]prometheus.Observer
+}
+
+func (h *RedisHook) observer(name string) prometheus.Observer {
+	h.mu.RLock()
+	o, ok := h.observers[name]
+	h.mu.RUnlock()
+	if !ok {
+		o = h.latency.WithLabelValues(name)
+		h.mu.Lock()
+		h.observers[name] = o
+		h.mu.Unlock()
+	}
+	return o
 }
 
 // NewRedisHook registers the Redis metrics on reg.
 func NewRedisHook(reg prometheus.Registerer) (*RedisHook, error) {
 	h := &RedisHook{
+		observers: map[string]prometheus.Observer{},
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "redis", Name: "command_duration_seconds",
 			Help:    "Round trip of Redis commands by command name (pipelines as \"pipeline\"), as the client sees it.",
@@ -54,7 +74,7 @@ func (h *RedisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		start := time.Now()
 		err := next(ctx, cmd)
 		name := commandName(cmd)
-		h.latency.WithLabelValues(name).Observe(since(start))
+		h.observer(name).Observe(since(start))
 		if err != nil && !errors.Is(err, redis.Nil) {
 			h.errors.WithLabelValues(name).Inc()
 		}
@@ -67,7 +87,7 @@ func (h *RedisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		h.latency.WithLabelValues("pipeline").Observe(since(start))
+		h.observer("pipeline").Observe(since(start))
 		if err != nil && !errors.Is(err, redis.Nil) {
 			h.errors.WithLabelValues("pipeline").Inc()
 		}

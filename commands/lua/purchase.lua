@@ -8,7 +8,26 @@
 -- ARGV[1] now ms, ARGV[2] user, ARGV[3] idem field, ARGV[4] quantity,
 -- ARGV[5] order id, ARGV[6] pay-by ms, ARGV[7] amount cents,
 -- ARGV[8] order key prefix, ARGV[9] StockReserved envelope, ARGV[10] OrderPlaced envelope,
--- ARGV[11] notification channel, ARGV[12] sale id
+-- ARGV[11] notification channel, ARGV[12] sale id ('' for a shard of a
+-- sharded sale: its pool reaching 0 does not sell the sale out)
+-- Sharded sales only (docs/sharding.md; KEYS[1] is then the home shard's hash):
+-- KEYS[9] the shard's applied-moves hash, ARGV[13] '1' when this is the
+-- second call of one attempt, after a pull (the first counted the attempt),
+-- ARGV[14..] move id, quantity pairs: units moved here for this attempt.
+-- They are credited first, whatever the answer, because the donor shards
+-- have given them up already; each move once (the hash remembers it), and
+-- never into a pool the end has collected (credit.lua says why).
+if #ARGV >= 14 then
+  local c = redis.call('HMGET', KEYS[1], 'stock', 'collected')
+  if c[1] and c[2] ~= '1' then
+    for i = 14, #ARGV - 1, 2 do
+      if redis.call('HSETNX', KEYS[9], ARGV[i], ARGV[i + 1]) == 1 then
+        redis.call('HINCRBY', KEYS[1], 'remaining', ARGV[i + 1])
+        redis.call('HINCRBY', KEYS[1], 'moved_in', ARGV[i + 1])
+      end
+    end
+  end
+end
 local s = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit', 'remaining', 'ended', 'price',
   'stock', 'user_interval', 'release_step', 'release_interval')
 if not s[1] then
@@ -38,7 +57,7 @@ end
 -- attempt's time on the callers' clock (the one every decision here uses) and
 -- expires with the interval, so idle users cost no memory.
 local interval = tonumber(s[8] or '0') or 0
-if interval > 0 then
+if interval > 0 and ARGV[13] ~= '1' then
   local last = tonumber(redis.call('GET', KEYS[7]) or '')
   if last and now - last < interval then
     return {'rate_limited', math.min(interval, interval - (now - last))}
@@ -55,7 +74,7 @@ if remaining <= 0 then
   return {'sold_out'}
 end
 if remaining < qty then
-  return {'insufficient_stock'}
+  return {'insufficient_stock', remaining}
 end
 -- Staged release: step units per interval from the start, the first slice at
 -- the start. What is out of the pool (stock - remaining) counts against what
@@ -81,7 +100,7 @@ redis.call('HSET', KEYS[6], 'user', ARGV[2], 'qty', qty, 'status', 'reserved',
   'pay_by', ARGV[6], 'placed_at', ARGV[1], 'amount', ARGV[7], 'price', s[6])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
 redis.call('XADD', KEYS[5], '*', '1', ARGV[9], '2', ARGV[10])
-if left == 0 and ARGV[12] then
+if left == 0 and ARGV[12] and ARGV[12] ~= '' then
   -- Every API node answers sold_out from memory from now on (commands/guard.go).
   redis.call('PUBLISH', ARGV[11], 'soldout ' .. ARGV[12])
 end

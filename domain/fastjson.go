@@ -1,0 +1,342 @@
+package domain
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Hand-written JSON for the events every purchase and payment writes
+// (StockReserved, OrderPlaced, OrderPaid) and for the envelope every reader
+// parses. encoding/json is reflection: per purchase the gate encoded two
+// payloads and two envelopes (re-scanning each payload to compact it), and
+// each projection decoded every envelope twice over (validate, then parse)
+// — 10-15% of the CPU of a node that runs the API, the relay and the
+// projections (docs/performance.md).
+//
+// The fast paths change no byte and no answer:
+//   - appendEvent writes exactly what json.Marshal writes (same field order,
+//     same escaping: any string that is not plain printable ASCII is handed to
+//     json.Marshal); TestFastEncodeMatchesJSON fills every field of each type
+//     by reflection, so a field added to one of these events without updating
+//     its appender fails the test.
+//   - the readers accept only that canonical form (no whitespace, no escapes,
+//     fields in order) and report false for anything else, which then goes
+//     through encoding/json as before; FuzzFastDecode checks that whatever
+//     they accept decodes to what encoding/json decodes.
+
+// appendEvent appends e's envelope at time at and reports whether it could:
+// false for types without a hand-written appender and for values json.Marshal
+// would refuse (a time outside [0, 9999]), which the caller encodes the slow way.
+func appendEvent(b []byte, e Event, at time.Time) ([]byte, bool) {
+	var (
+		t       string
+		payload func([]byte) ([]byte, bool)
+	)
+	switch v := e.(type) {
+	case StockReserved:
+		t, payload = TypeStockReserved, v.appendJSON
+	case OrderPlaced:
+		t, payload = TypeOrderPlaced, v.appendJSON
+	case OrderPaid:
+		t, payload = TypeOrderPaid, v.appendJSON
+	default:
+		return b, false
+	}
+	version, _ := CurrentVersion(t)
+	agg := e.AggregateID()
+	ok := true
+	b = append(b, `{"id":`...)
+	b = appendString(b, EventID(agg, t))
+	b = append(b, `,"type":`...)
+	b = appendString(b, t)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(version), 10)
+	b = append(b, `,"occurred_at":`...)
+	b, ok = appendTime(b, at.UTC())
+	b = append(b, `,"aggregate_id":`...)
+	b = appendString(b, agg)
+	b = append(b, `,"payload":`...)
+	b, pok := payload(b)
+	return append(b, '}'), ok && pok
+}
+
+func (e StockReserved) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, `{"sale_id":`...)
+	b = appendString(b, e.SaleID)
+	b = append(b, `,"order_id":`...)
+	b = appendString(b, e.OrderID)
+	b = append(b, `,"user_id":`...)
+	b = appendString(b, e.UserID)
+	b = append(b, `,"quantity":`...)
+	b = strconv.AppendInt(b, e.Quantity, 10)
+	return append(b, '}'), true
+}
+
+func (e OrderPlaced) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, `{"order_id":`...)
+	b = appendString(b, e.OrderID)
+	b = append(b, `,"sale_id":`...)
+	b = appendString(b, e.SaleID)
+	b = append(b, `,"user_id":`...)
+	b = appendString(b, e.UserID)
+	b = append(b, `,"quantity":`...)
+	b = strconv.AppendInt(b, e.Quantity, 10)
+	b = append(b, `,"price_cents":`...)
+	b = strconv.AppendInt(b, e.PriceCents, 10)
+	b = append(b, `,"amount_cents":`...)
+	b = strconv.AppendInt(b, e.AmountCents, 10)
+	b = append(b, `,"pay_by":`...)
+	b, ok := appendTime(b, e.PayBy)
+	if e.IdempotencyKey != "" {
+		b = append(b, `,"idempotency_key":`...)
+		b = appendString(b, e.IdempotencyKey)
+	}
+	return append(b, '}'), ok
+}
+
+func (e OrderPaid) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, `{"order_id":`...)
+	b = appendString(b, e.OrderID)
+	b = append(b, `,"sale_id":`...)
+	b = appendString(b, e.SaleID)
+	b = append(b, `,"user_id":`...)
+	b = appendString(b, e.UserID)
+	b = append(b, `,"quantity":`...)
+	b = strconv.AppendInt(b, e.Quantity, 10)
+	b = append(b, `,"amount_cents":`...)
+	b = strconv.AppendInt(b, e.AmountCents, 10)
+	b = append(b, `,"payment_ref":`...)
+	b = appendString(b, e.PaymentRef)
+	return append(b, '}'), true
+}
+
+// plainByte reports whether json.Marshal writes c as itself inside a string:
+// printable ASCII except '"', '\\' and the HTML characters it escapes.
+func plainByte(c byte) bool {
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+}
+
+// appendString appends s as json.Marshal does.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !plainByte(s[i]) {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendTime appends t as time.Time.MarshalJSON does; false where that fails
+// (a year outside [0, 9999], or a zone offset RFC 3339 cannot say).
+func appendTime(b []byte, t time.Time) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if _, off := t.Zone(); off != 0 {
+		return b, false // rare; let MarshalJSON judge the offset
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), true
+}
+
+// canonReader reads JSON in exactly the shape the appenders above write.
+// Any deviation clears ok; the caller then decodes with encoding/json.
+type canonReader struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+func (r *canonReader) lit(s string) {
+	if !r.ok || len(r.b)-r.i < len(s) || string(r.b[r.i:r.i+len(s)]) != s {
+		r.ok = false
+		return
+	}
+	r.i += len(s)
+}
+
+// peek reports whether s comes next, without reading it.
+func (r *canonReader) peek(s string) bool {
+	return r.ok && len(r.b)-r.i >= len(s) && string(r.b[r.i:r.i+len(s)]) == s
+}
+
+// str reads a string of plain bytes (no escapes, ASCII only): exactly the
+// strings encoding/json would decode to their own bytes.
+func (r *canonReader) str() string {
+	if !r.ok || r.i >= len(r.b) || r.b[r.i] != '"' {
+		r.ok = false
+		return ""
+	}
+	start := r.i + 1
+	for j := start; j < len(r.b); j++ {
+		c := r.b[j]
+		if c == '"' {
+			r.i = j + 1
+			return string(r.b[start:j])
+		}
+		if c < 0x20 || c >= 0x7f || c == '\\' {
+			break
+		}
+	}
+	r.ok = false
+	return ""
+}
+
+// int reads an integer that fits an int64: -?(0|[1-9][0-9]*), at most 18 digits.
+func (r *canonReader) int() int64 {
+	if !r.ok {
+		return 0
+	}
+	j := r.i
+	if j < len(r.b) && r.b[j] == '-' {
+		j++
+	}
+	d := j
+	for j < len(r.b) && r.b[j] >= '0' && r.b[j] <= '9' {
+		j++
+	}
+	if n := j - d; n == 0 || n > 18 || (n > 1 && r.b[d] == '0') {
+		r.ok = false
+		return 0
+	}
+	v, err := strconv.ParseInt(string(r.b[r.i:j]), 10, 64)
+	if err != nil {
+		r.ok = false
+		return 0
+	}
+	r.i = j
+	return v
+}
+
+// time reads a quoted time with the very parser encoding/json calls.
+func (r *canonReader) time() time.Time {
+	if !r.ok || r.i >= len(r.b) || r.b[r.i] != '"' {
+		r.ok = false
+		return time.Time{}
+	}
+	for j := r.i + 1; j < len(r.b); j++ {
+		c := r.b[j]
+		if c == '"' {
+			var t time.Time
+			if err := t.UnmarshalJSON(r.b[r.i : j+1]); err != nil {
+				r.ok = false
+				return time.Time{}
+			}
+			r.i = j + 1
+			return t
+		}
+		if c < 0x20 || c >= 0x7f || c == '\\' {
+			break
+		}
+	}
+	r.ok = false
+	return time.Time{}
+}
+
+// done reports whether everything was read and matched.
+func (r *canonReader) done() bool { return r.ok && r.i == len(r.b) }
+
+// fastEnvelope parses an envelope in the canonical form (the order and shape
+// json.Marshal gives Envelope); false for anything else.
+func fastEnvelope(data []byte) (Envelope, bool) {
+	r := canonReader{b: data, ok: true}
+	var env Envelope
+	r.lit(`{"id":`)
+	env.ID = r.str()
+	r.lit(`,"type":`)
+	env.Type = r.str()
+	r.lit(`,"version":`)
+	v := r.int()
+	r.lit(`,"occurred_at":`)
+	env.OccurredAt = r.time()
+	r.lit(`,"aggregate_id":`)
+	env.AggregateID = r.str()
+	r.lit(`,"payload":`)
+	if !r.ok || len(data) < r.i+2 || data[len(data)-1] != '}' || v < 0 || v > 1<<30 {
+		return Envelope{}, false
+	}
+	env.Version = int(v)
+	payload := data[r.i : len(data)-1]
+	// The payload is whatever lies between; encoding/json would have
+	// insisted it is one valid JSON value, and so do we.
+	// json.Valid allows whitespace around the value, which encoding/json
+	// would leave out of the RawMessage: canonical has none.
+	if payload[0] != '{' || payload[len(payload)-1] != '}' || !json.Valid(payload) {
+		return Envelope{}, false
+	}
+	env.Payload = append(json.RawMessage(nil), payload...)
+	return env, true
+}
+
+// fastPayload decodes env's payload when it is current and canonical; false
+// for anything else (the caller decodes strictly with encoding/json).
+func fastPayload(env *Envelope) (Event, bool) {
+	r := canonReader{b: env.Payload, ok: true}
+	switch env.Type {
+	case TypeStockReserved:
+		if env.Version != 1 {
+			return nil, false
+		}
+		var e StockReserved
+		r.lit(`{"sale_id":`)
+		e.SaleID = r.str()
+		r.lit(`,"order_id":`)
+		e.OrderID = r.str()
+		r.lit(`,"user_id":`)
+		e.UserID = r.str()
+		r.lit(`,"quantity":`)
+		e.Quantity = r.int()
+		r.lit(`}`)
+		return e, r.done()
+	case TypeOrderPlaced:
+		if env.Version != 2 {
+			return nil, false
+		}
+		var e OrderPlaced
+		r.lit(`{"order_id":`)
+		e.OrderID = r.str()
+		r.lit(`,"sale_id":`)
+		e.SaleID = r.str()
+		r.lit(`,"user_id":`)
+		e.UserID = r.str()
+		r.lit(`,"quantity":`)
+		e.Quantity = r.int()
+		r.lit(`,"price_cents":`)
+		e.PriceCents = r.int()
+		r.lit(`,"amount_cents":`)
+		e.AmountCents = r.int()
+		r.lit(`,"pay_by":`)
+		e.PayBy = r.time()
+		if r.peek(`,"idempotency_key":`) {
+			r.lit(`,"idempotency_key":`)
+			e.IdempotencyKey = r.str()
+		}
+		r.lit(`}`)
+		return e, r.done()
+	case TypeOrderPaid:
+		if env.Version != 1 {
+			return nil, false
+		}
+		var e OrderPaid
+		r.lit(`{"order_id":`)
+		e.OrderID = r.str()
+		r.lit(`,"sale_id":`)
+		e.SaleID = r.str()
+		r.lit(`,"user_id":`)
+		e.UserID = r.str()
+		r.lit(`,"quantity":`)
+		e.Quantity = r.int()
+		r.lit(`,"amount_cents":`)
+		e.AmountCents = r.int()
+		r.lit(`,"payment_ref":`)
+		e.PaymentRef = r.str()
+		r.lit(`}`)
+		return e, r.done()
+	}
+	return nil, false
+}
