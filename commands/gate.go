@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,8 +168,12 @@ func (g *Gate) Now() time.Time { return g.clock.Now() }
 func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+	return idEncoding.EncodeToString(b[:])
 }
+
+// idEncoding is base32 (RFC 4648) in lower case, unpadded: what
+// strings.ToLower of the standard encoding gives, in one allocation.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // reply reads a script's answer: a list whose first element says what happened.
 type reply []any

@@ -38,6 +38,7 @@ var shardSeed = maphash.MakeSeed()
 // saleGuard is one sale's local state on this node.
 type saleGuard struct {
 	cfg                       SaleConfig
+	keys                      keys // the sale's Redis keys, named once rather than per purchase
 	startsMS, endsMS, userGap int64 // ms
 	soldOutTTL                int64 // ns
 
@@ -250,7 +251,9 @@ func (g *Gate) guard(ctx context.Context, id string) (*saleGuard, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, _ := g.guards.LoadOrStore(id, newSaleGuard(cfg, g.cfg.SoldOutTTL))
+	sg := newSaleGuard(cfg, g.cfg.SoldOutTTL)
+	sg.keys = g.keys(id)
+	v, _ := g.guards.LoadOrStore(id, sg)
 	return v.(*saleGuard), nil
 }
 

@@ -104,7 +104,7 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	if err != nil {
 		return Reservation{}, err
 	}
-	k := g.keys(sale.ID)
+	k := sg.keys
 	rctx, cancel := context.WithTimeout(ctx, g.cfg.RedisTimeout)
 	defer cancel()
 	v, err := g.purchase.Run(rctx, g.rdb,
