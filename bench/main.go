@@ -428,7 +428,7 @@ func (b *bench) load(ctx context.Context, name, base string, n, users int, path 
 			return loadgen.Result{}, err
 		}
 		next = func(i int) loadgen.Request {
-			return loadgen.Request{Method: "POST", Path: path, Header: http.Header{"Authorization": {tokens[i%len(tokens)]}}}
+			return loadgen.Request{Method: "POST", Path: path, Body: purchaseBody, Header: http.Header{"Authorization": {tokens[i%len(tokens)]}}}
 		}
 	}
 	res, err := loadgen.Run(ctx, loadgen.Config{
@@ -441,6 +441,9 @@ func (b *bench) load(ctx context.Context, name, base string, n, users int, path 
 	b.details = append(b.details, "```\n"+res.Table(name)+"```")
 	return res, nil
 }
+
+// purchaseBody is what the sale page sends with every purchase.
+var purchaseBody = []byte(`{"quantity":1}`)
 
 func (b *bench) tokens(prefix string, n int) ([]string, error) {
 	out := make([]string, n)
@@ -812,7 +815,7 @@ func (b *bench) profiles(ctx context.Context) error {
 		}
 		res, err := loadgen.Run(ctx, loadgen.Config{BaseURL: b.api, Concurrency: b.cfg.conc, Duration: 12 * time.Second,
 			Next: func(i int) loadgen.Request {
-				return loadgen.Request{Method: "POST", Path: path, Header: http.Header{"Authorization": {tokens[i%len(tokens)]}}}
+				return loadgen.Request{Method: "POST", Path: path, Body: purchaseBody, Header: http.Header{"Authorization": {tokens[i%len(tokens)]}}}
 			}}, nil)
 		wg.Wait()
 		if err != nil {
@@ -821,7 +824,7 @@ func (b *bench) profiles(ctx context.Context) error {
 		if perr != nil {
 			return perr
 		}
-		b.logf("profiled %s: %s", ph.name, res.Table(ph.name))
+		b.logf("%s", res.Table("profiled: "+ph.name))
 		if err := b.settle(ctx, "profile "+ph.name); err != nil {
 			return err
 		}
@@ -901,7 +904,7 @@ func (b *bench) report(took time.Duration) string {
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version(), took.Round(time.Second))
 	fmt.Fprintf(&s, "Everything runs on this one machine: the load generator (this process); the API node under test, `seckill serve --role api`; "+
 		"`seckill dev --role relay,projector,sweeper`, which also runs the embedded Kafka-protocol broker and starts redis-server and Postgres; and the ceiling server. "+
-		"Every HTTP phase uses the same load generator (`internal/loadgen`), %d connections, closed loop unless said otherwise; "+
+		"Every HTTP phase uses the same load generator (`internal/loadgen`), %d connections, closed loop unless said otherwise, each purchase with the body the sale page sends (`{\"quantity\":1}`); "+
 		"a phase that reserves stock is followed by a pause until the relay and the projections have caught up, so that the next phase measures itself. "+
 		"Load average when the run began: %s. Host: %s.\n\n", b.cfg.conc, b.loadAvg, host)
 	s.WriteString("| figure | value | ceiling | ratio | latency / note |\n|---|---|---|---|---|\n")
