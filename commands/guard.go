@@ -38,7 +38,7 @@ var shardSeed = maphash.MakeSeed()
 // saleGuard is one sale's local state on this node.
 type saleGuard struct {
 	cfg                       SaleConfig
-	keys                      keys // the sale's Redis keys, named once rather than per purchase
+	keys                      keys  // the sale's Redis keys, named once rather than per purchase
 	startsMS, endsMS, userGap int64 // ms
 	soldOutTTL                int64 // ns
 

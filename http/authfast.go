@@ -78,7 +78,9 @@ func (a *Authenticator) fastVerify(raw string, now time.Time) (id Identity, exp 
 	if !now.Before(exp.Add(jwtLeeway)) || !domain.ValidID(c.sub) {
 		return id, exp, false
 	}
-	return Identity{UserID: c.sub, Admin: c.role == "admin"}, exp, true
+	// A copy of the id alone: the identity is cached, and a substring would
+	// keep the whole decoded claims alive with it.
+	return Identity{UserID: strings.Clone(c.sub), Admin: c.role == "admin"}, exp, true
 }
 
 type canonicalClaims struct {
