@@ -124,6 +124,12 @@ func offsetRange(ctx context.Context, brokers []string, topic string) (starts, e
 		return nil, nil, fmt.Errorf("offsets of %s: %w", topic, err)
 	}
 	defer cl.Close()
+	return OffsetRange(ctx, cl, topic)
+}
+
+// OffsetRange returns, through an open client, the start (first record) and
+// end (next offset to be written) of every partition of topic.
+func OffsetRange(ctx context.Context, cl *kgo.Client, topic string) (starts, ends map[int32]int64, err error) {
 	partitions, err := topicPartitions(ctx, cl, topic)
 	if err != nil {
 		return nil, nil, fmt.Errorf("offsets of %s: %w", topic, err)

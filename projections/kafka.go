@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/seckill/seckill/eventstore"
 )
 
 // Offsets are the start (first record) and end (next offset to be written)
@@ -28,78 +28,11 @@ func LogOffsets(ctx context.Context, brokers []string, topic string) (Offsets, e
 }
 
 func logOffsets(ctx context.Context, cl *kgo.Client, topic string) (Offsets, error) {
-	parts, err := partitions(ctx, cl, topic)
+	starts, ends, err := eventstore.OffsetRange(ctx, cl, topic)
 	if err != nil {
-		return Offsets{}, fmt.Errorf("offsets of %s: %w", topic, err)
+		return Offsets{}, err
 	}
-	var o Offsets
-	if o.Starts, err = listOffsets(ctx, cl, topic, parts, -2); err != nil {
-		return Offsets{}, fmt.Errorf("start offsets of %s: %w", topic, err)
-	}
-	if o.Ends, err = listOffsets(ctx, cl, topic, parts, -1); err != nil {
-		return Offsets{}, fmt.Errorf("end offsets of %s: %w", topic, err)
-	}
-	return o, nil
-}
-
-// partitions returns the partition ids of topic.
-func partitions(ctx context.Context, cl *kgo.Client, topic string) ([]int32, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, err
-	}
-	if len(resp.Topics) != 1 {
-		return nil, fmt.Errorf("metadata: %d topics in response", len(resp.Topics))
-	}
-	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
-		return nil, err
-	}
-	ps := make([]int32, 0, len(resp.Topics[0].Partitions))
-	for _, p := range resp.Topics[0].Partitions {
-		ps = append(ps, p.Partition)
-	}
-	if len(ps) == 0 {
-		return nil, errors.New("topic has no partitions")
-	}
-	return ps, nil
-}
-
-// listOffsets asks for the offset of every partition at timestamp ts (-1:
-// the end, -2: the start).
-func listOffsets(ctx context.Context, cl *kgo.Client, topic string, parts []int32, ts int64) (map[int32]int64, error) {
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.ReplicaID = -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	for _, p := range parts {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition = p
-		rp.CurrentLeaderEpoch = -1
-		rp.Timestamp = ts
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl) // the client splits it by leader
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int32]int64, len(parts))
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("partition %d: %w", p.Partition, err)
-			}
-			out[p.Partition] = p.Offset
-		}
-	}
-	if len(out) != len(parts) {
-		return nil, fmt.Errorf("%d of %d partitions answered", len(out), len(parts))
-	}
-	return out, nil
+	return Offsets{Starts: starts, Ends: ends}, nil
 }
 
 // ReadRange reads the records of topic from offset from[p] (inclusive) to
