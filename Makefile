@@ -83,7 +83,7 @@ lint:
 	if [ -n "$$bad" ]; then echo "domain imports our packages:"; echo "$$bad"; exit 1; fi
 
 # bench measures the system and its ceilings in one run on this machine and
-# writes BENCHMARKS.md (about 5 minutes, the million-attempt sale included).
+# writes BENCHMARKS.md (3-4 minutes, the million-attempt sale included).
 bench: deps
 	$(GO) run ./bench
 

@@ -760,8 +760,9 @@ func (b *bench) sale(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("seckill audit after the %s: %w\n%s", name, err, auditOut)
 	}
+	shown := strings.NewReplacer(b.data, "DIR", b.api, "API").Replace(strings.Join(args, " "))
 	b.details = append(b.details, fmt.Sprintf("```\n%s\n$ seckill %s\n%s\n$ seckill audit --data DIR   (exit 0, %.1fs)\n%s```",
-		name, strings.Join(args, " "), strings.TrimRight(string(out), "\n"), auditTook.Seconds(), auditOut))
+		name, shown, strings.TrimRight(string(out), "\n"), auditTook.Seconds(), auditOut))
 	b.rows = append(b.rows, row{name, fmt.Sprintf("%.1f s total", took.Seconds()), "", "",
 		fmt.Sprintf("%d attempts answered, exactly %d accepted; read model checked; `seckill audit` exit 0", sent, accepted)})
 	return nil
