@@ -59,8 +59,16 @@ func TestProtectionsEndToEnd(t *testing.T) {
 	if r := s.do("POST", "/v1/admin/blacklist", s.admin, `{"user_id":"mallory"}`); r.status != http.StatusOK {
 		t.Fatalf("block: %d %s", r.status, r.raw)
 	}
-	if r := s.doAt(second, "GET", "/v1/sales/"+sale+"/token", s.token("mallory"), ""); r.status != http.StatusForbidden || r.errCode() != "blocked" {
-		t.Errorf("a token for a blocked user on the other node: %d %s", r.status, r.raw)
+	// The other node hears of the block by pub/sub, a moment later.
+	var blocked response
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		blocked = s.doAt(second, "GET", "/v1/sales/"+sale+"/token", s.token("mallory"), "")
+		if blocked.status == http.StatusForbidden || time.Now().After(deadline) {
+			break
+		}
+	}
+	if blocked.status != http.StatusForbidden || blocked.errCode() != "blocked" {
+		t.Errorf("a token for a blocked user on the other node: %d %s", blocked.status, blocked.raw)
 	}
 
 	// Sell out through the first node; the second hears of it.
