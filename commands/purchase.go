@@ -85,22 +85,7 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	payBy := now.Add(sale.PayWithin)
 	orderID := domain.OrderID(sale.ID, newID())
 	amount := sale.PriceCents * cmd.Quantity
-	// Both events are encoded here, in parallel Go, so the script (which runs
-	// on Redis's single thread) only stores bytes. They are used only if the
-	// script reserves; a rejection discards them.
-	reserved, err := domain.Encode(domain.StockReserved{
-		SaleID: sale.ID, OrderID: orderID, UserID: cmd.UserID, Quantity: cmd.Quantity,
-	}, now)
-	if err != nil {
-		return Reservation{}, err
-	}
-	placed, err := domain.Encode(domain.OrderPlaced{
-		OrderID: orderID, SaleID: sale.ID, UserID: cmd.UserID, Quantity: cmd.Quantity,
-		PriceCents: sale.PriceCents, AmountCents: amount, PayBy: payBy.UTC(),
-		// Recorded so that a gate restored from the log answers a retry
-		// with this order (commands/restore.go).
-		IdempotencyKey: cmd.IdempotencyKey,
-	}, now)
+	reserved, placed, err := placementEvents(sale, cmd, orderID, amount, now, payBy)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -185,4 +170,27 @@ func scriptError(code string) error {
 		return domain.ErrExpired
 	}
 	return fmt.Errorf("unexpected gate answer %q", code)
+}
+
+// placementEvents encodes the two events of a reservation. They are encoded
+// here, in parallel Go, so the script (which runs on Redis's single thread)
+// only stores bytes; a rejection discards them.
+func placementEvents(sale SaleConfig, cmd Purchase, orderID string, amount int64, now, payBy time.Time) (reserved, placed []byte, err error) {
+	reserved, err = domain.Encode(domain.StockReserved{
+		SaleID: sale.ID, OrderID: orderID, UserID: cmd.UserID, Quantity: cmd.Quantity,
+	}, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	placed, err = domain.Encode(domain.OrderPlaced{
+		OrderID: orderID, SaleID: sale.ID, UserID: cmd.UserID, Quantity: cmd.Quantity,
+		PriceCents: sale.PriceCents, AmountCents: amount, PayBy: payBy.UTC(),
+		// Recorded so that a gate restored from the log answers a retry
+		// with this order (commands/restore.go).
+		IdempotencyKey: cmd.IdempotencyKey,
+	}, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reserved, placed, nil
 }

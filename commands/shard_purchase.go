@@ -35,17 +35,7 @@ func (g *Gate) purchaseSharded(ctx context.Context, sg *saleGuard, cmd Purchase,
 	payBy := now.Add(sale.PayWithin)
 	orderID := domain.ShardOrderID(sale.ID, home, newID())
 	amount := sale.PriceCents * cmd.Quantity
-	reserved, err := domain.Encode(domain.StockReserved{
-		SaleID: sale.ID, OrderID: orderID, UserID: cmd.UserID, Quantity: cmd.Quantity,
-	}, now)
-	if err != nil {
-		return Reservation{}, err
-	}
-	placed, err := domain.Encode(domain.OrderPlaced{
-		OrderID: orderID, SaleID: sale.ID, UserID: cmd.UserID, Quantity: cmd.Quantity,
-		PriceCents: sale.PriceCents, AmountCents: amount, PayBy: payBy.UTC(),
-		IdempotencyKey: cmd.IdempotencyKey,
-	}, now)
+	reserved, placed, err := placementEvents(sale, cmd, orderID, amount, now, payBy)
 	if err != nil {
 		return Reservation{}, err
 	}
