@@ -358,17 +358,7 @@ func (g *Gate) restoreSale(ctx context.Context, s *domain.SaleState, orders []*d
 	if err := g.rdb.HSet(ctx, k.sale, saleHash(s)...).Err(); err != nil {
 		return wrap(err)
 	}
-	// Nodes answering sold_out or ended from memory (guard.go) learn the
-	// restored state now rather than when their flag lapses. Best effort:
-	// the flag's TTL bounds a missed notice.
-	notice := "stock "
-	switch {
-	case s.Ended:
-		notice = "ended "
-	case s.Remaining() <= 0:
-		notice = "soldout "
-	}
-	_ = g.rdb.Publish(ctx, g.NotifyChannel(), notice+s.SaleID).Err()
+	g.announceRestored(ctx, s)
 	if r := s.Remaining(); r < 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("sale %s: restored with remaining %d < 0 (the log oversold it); the gate answers sold_out", s.SaleID, r))
 	}
@@ -451,4 +441,18 @@ func globEscape(s string) string {
 		sb.WriteRune(c)
 	}
 	return sb.String()
+}
+
+// announceRestored tells the nodes answering sold_out or ended from memory
+// (guard.go) the restored state of s now rather than when their flag lapses.
+// Best effort: the flag's TTL bounds a missed notice.
+func (g *Gate) announceRestored(ctx context.Context, s *domain.SaleState) {
+	notice := "stock "
+	switch {
+	case s.Ended:
+		notice = "ended "
+	case s.Remaining() <= 0:
+		notice = "soldout "
+	}
+	_ = g.rdb.Publish(ctx, g.NotifyChannel(), notice+s.SaleID).Err()
 }

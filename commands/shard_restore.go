@@ -187,14 +187,7 @@ func (g *Gate) restoreShardedSale(ctx context.Context, s *domain.SaleState, orde
 	if err := g.rdb.HSet(ctx, head.sale, headHash(s)...).Err(); err != nil {
 		return wrap(err)
 	}
-	notice := "stock "
-	switch {
-	case s.Ended:
-		notice = "ended "
-	case s.Remaining() <= 0:
-		notice = "soldout "
-	}
-	_ = g.rdb.Publish(ctx, g.NotifyChannel(), notice+s.SaleID).Err()
+	g.announceRestored(ctx, s)
 	for i := range n {
 		if r := s.ShardRemaining(i); r < 0 {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("sale %s: shard %d restored with pool %d < 0 (the log oversold it)", s.SaleID, i, r))
