@@ -144,19 +144,20 @@ func TestConsumerTwiceAndRebalance(t *testing.T) {
 	publish(t, brokers, st.envs)
 	publish(t, brokers, dupStream(st, 53).envs) // every event again, some three times
 
-	// Small batches and a slow apply, so that the rebalances happen while
-	// batches are in flight.
+	// Small batches and a slow apply (30ms a batch, so the first members
+	// cannot finish the log before the second ones join, even on a quiet
+	// machine), so that the rebalances happen while batches are in flight.
 	cfg := projections.ConsumerConfig{MaxBatch: 16}
 	var firsts []func() error
 	var seconds []*projections.Consumer
 	for _, p := range all(t, pool) {
-		_, stop := startConsumer(t, cfg, pool, brokers, slow{p, 3 * time.Millisecond})
+		_, stop := startConsumer(t, cfg, pool, brokers, slow{p, 30 * time.Millisecond})
 		firsts = append(firsts, stop)
 	}
 	time.Sleep(500 * time.Millisecond)
 	// A second member joins each group: the partitions are split.
 	for _, p := range all(t, pool) {
-		c, _ := startConsumer(t, cfg, pool, brokers, slow{p, 3 * time.Millisecond})
+		c, _ := startConsumer(t, cfg, pool, brokers, slow{p, 30 * time.Millisecond})
 		seconds = append(seconds, c)
 	}
 	time.Sleep(1500 * time.Millisecond)
