@@ -18,6 +18,7 @@ import (
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/migrations"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -57,7 +58,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.pool.Close)
-	orders, err := projections.NewOrders(projections.OrdersConfig{}, w.pool)
+	orders, err := readmodels.NewOrders(readmodels.OrdersConfig{}, w.pool)
 	if err != nil {
 		t.Fatal(err)
 	}

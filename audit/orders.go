@@ -12,10 +12,11 @@ import (
 
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 // OrdersModelConfig configures OrdersModel; the tables default to the ones
-// the orders projection writes (projections.OrdersConfig).
+// the orders projection writes (readmodels.OrdersConfig).
 type OrdersModelConfig struct {
 	OrdersTable     string // default "orders"
 	SalesTable      string // default "sales"
@@ -47,12 +48,12 @@ func NewOrdersModel(cfg OrdersModelConfig, pool *pgxpool.Pool) (*OrdersModel, er
 	return &OrdersModel{pool: pool, orders: quote(cfg.OrdersTable), sales: quote(cfg.SalesTable), checkpointTbl: cfg.CheckpointTable}, nil
 }
 
-// Name returns projections.NameOrders.
-func (m *OrdersModel) Name() string { return projections.NameOrders }
+// Name returns readmodels.NameOrders.
+func (m *OrdersModel) Name() string { return readmodels.NameOrders }
 
 // Positions returns the orders projection's checkpoints.
 func (m *OrdersModel) Positions(ctx context.Context, topic string) (map[int32]int64, error) {
-	ps, err := projections.ReadPositions(ctx, m.pool, m.checkpointTbl, projections.NameOrders)
+	ps, err := projections.ReadPositions(ctx, m.pool, m.checkpointTbl, readmodels.NameOrders)
 	if err != nil {
 		return nil, err
 	}

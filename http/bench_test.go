@@ -18,7 +18,7 @@ import (
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/migrations"
-	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 // The rejection path is the hot path: in a flash sale nearly every request is
@@ -57,7 +57,7 @@ func newSoldOutBench(b *testing.B) *soldOutBench {
 		b.Fatal(err)
 	}
 	b.Cleanup(pool.Close)
-	orders, err := projections.NewOrders(projections.OrdersConfig{}, pool)
+	orders, err := readmodels.NewOrders(readmodels.OrdersConfig{}, pool)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/metrics"
 	"github.com/seckill/seckill/migrations"
-	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 // The two hot paths as `seckill serve` wires them: the router with its
@@ -57,7 +57,7 @@ func newWiredBench(b *testing.B) *wiredBench {
 		b.Fatal(err)
 	}
 	b.Cleanup(pool.Close)
-	orders, err := projections.NewOrders(projections.OrdersConfig{}, pool)
+	orders, err := readmodels.NewOrders(readmodels.OrdersConfig{}, pool)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/migrations"
-	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -46,7 +46,7 @@ func newTestAPI(t *testing.T, mutate func(*Config)) *testAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	orders, err := projections.NewOrders(projections.OrdersConfig{}, pool)
+	orders, err := readmodels.NewOrders(readmodels.OrdersConfig{}, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +54,11 @@ func newTestAPI(t *testing.T, mutate func(*Config)) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inventory, err := projections.NewInventory(projections.InventoryConfig{}, pool)
+	inventory, err := readmodels.NewInventory(readmodels.InventoryConfig{}, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	daily, err := projections.NewDaily(projections.DailyConfig{}, pool)
+	daily, err := readmodels.NewDaily(readmodels.DailyConfig{}, pool)
 	if err != nil {
 		t.Fatal(err)
 	}

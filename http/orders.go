@@ -10,19 +10,19 @@ import (
 
 	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/domain"
-	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
-// OrderReader is the orders read model (*projections.Orders).
+// OrderReader is the orders read model (*readmodels.Orders).
 type OrderReader interface {
-	GetOrder(ctx context.Context, id string) (projections.OrderView, error)
-	ListUserOrders(ctx context.Context, userID string, limit int) ([]projections.OrderView, error)
+	GetOrder(ctx context.Context, id string) (readmodels.OrderView, error)
+	ListUserOrders(ctx context.Context, userID string, limit int) ([]readmodels.OrderView, error)
 }
 
 // orderResponse is an order with where the answer came from: the read model,
 // or the gate while the read model has not caught up (read-your-writes).
 type orderResponse struct {
-	projections.OrderView
+	readmodels.OrderView
 	Source string `json:"source"`
 }
 
@@ -69,8 +69,8 @@ func (s *server) order(ctx context.Context, id string) (orderResponse, error) {
 	return orderResponse{gateView(g), "gate"}, nil
 }
 
-func gateView(o commands.GateOrder) projections.OrderView {
-	return projections.OrderView{
+func gateView(o commands.GateOrder) readmodels.OrderView {
+	return readmodels.OrderView{
 		OrderID: o.OrderID, SaleID: o.SaleID, UserID: o.UserID, Quantity: o.Quantity,
 		PriceCents: o.PriceCents, AmountCents: o.AmountCents, Status: o.Status,
 		PayBy: o.PayBy, PaymentRef: o.PaymentRef, PlacedAt: o.PlacedAt,
@@ -128,7 +128,7 @@ func (s *server) myOrders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if orders == nil {
-		orders = []projections.OrderView{}
+		orders = []readmodels.OrderView{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"orders": orders})
 }

@@ -13,19 +13,20 @@ import (
 
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
-// InventoryReader is the inventory read model (projections.Inventory).
+// InventoryReader is the inventory read model (readmodels.Inventory).
 type InventoryReader interface {
 	// GetInventory returns a sale's inventory, or domain.ErrSaleNotFound.
-	GetInventory(ctx context.Context, saleID string) (projections.InventoryView, error)
+	GetInventory(ctx context.Context, saleID string) (readmodels.InventoryView, error)
 }
 
-// DailyReporter is the daily-order read model (projections.Daily).
+// DailyReporter is the daily-order read model (readmodels.Daily).
 type DailyReporter interface {
 	// DailyReport returns the summary of the business days from through to,
 	// both included.
-	DailyReport(ctx context.Context, from, to time.Time) ([]projections.DailyRow, error)
+	DailyReport(ctx context.Context, from, to time.Time) ([]readmodels.DailyRow, error)
 	// Location is the time zone of the business day.
 	Location() *time.Location
 }
@@ -64,10 +65,10 @@ func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {
 
 // dailyReportBody is the JSON form of the daily report.
 type dailyReportBody struct {
-	From     string                 `json:"from"`
-	To       string                 `json:"to"`
-	TimeZone string                 `json:"time_zone"`
-	Rows     []projections.DailyRow `json:"rows"`
+	From     string                `json:"from"`
+	To       string                `json:"to"`
+	TimeZone string                `json:"time_zone"`
+	Rows     []readmodels.DailyRow `json:"rows"`
 }
 
 // dailyReport answers GET /v1/reports/daily?from=YYYY-MM-DD&to=YYYY-MM-DD
@@ -109,7 +110,7 @@ func (s *server) dailyReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rows == nil {
-		rows = []projections.DailyRow{}
+		rows = []readmodels.DailyRow{}
 	}
 	if acceptsCSV(r) {
 		writeDailyCSV(w, from, to, rows)
@@ -130,7 +131,7 @@ func acceptsCSV(r *http.Request) bool {
 	return false
 }
 
-func writeDailyCSV(w http.ResponseWriter, from, to time.Time, rows []projections.DailyRow) {
+func writeDailyCSV(w http.ResponseWriter, from, to time.Time, rows []readmodels.DailyRow) {
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

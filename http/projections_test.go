@@ -12,6 +12,7 @@ import (
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 // testMonitor is a Monitor of no projection on a fresh broker: enough to
@@ -38,8 +39,8 @@ func (a *testAPI) applyEvents(t *testing.T, at time.Time, events ...domain.Event
 		}
 		recs = append(recs, projections.Record{Topic: projections.DefaultTopic, Offset: int64(i), Value: b})
 	}
-	inv, _ := projections.NewInventory(projections.InventoryConfig{}, a.pool)
-	daily, _ := projections.NewDaily(projections.DailyConfig{}, a.pool)
+	inv, _ := readmodels.NewInventory(readmodels.InventoryConfig{}, a.pool)
+	daily, _ := readmodels.NewDaily(readmodels.DailyConfig{}, a.pool)
 	for _, p := range []projections.Projection{inv, daily} {
 		ap, err := projections.NewApplier(projections.ApplierConfig{}, a.pool, p)
 		if err != nil {
@@ -76,7 +77,7 @@ func TestInventoryEndpoint(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET inventory: %d %s", w.Code, w.Body)
 	}
-	var got projections.InventoryView
+	var got readmodels.InventoryView
 	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
@@ -104,17 +105,17 @@ func TestDailyReportEndpoint(t *testing.T) {
 		t.Fatalf("GET report: %d %s", w.Code, w.Body)
 	}
 	var body struct {
-		From     string                 `json:"from"`
-		To       string                 `json:"to"`
-		TimeZone string                 `json:"time_zone"`
-		Rows     []projections.DailyRow `json:"rows"`
+		From     string                `json:"from"`
+		To       string                `json:"to"`
+		TimeZone string                `json:"time_zone"`
+		Rows     []readmodels.DailyRow `json:"rows"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 		t.Fatal(err)
 	}
 	// Events are 1 ms apart from 23:59:59.9955: the orders are placed on the
 	// 11th, paid and expired on the 12th.
-	want := []projections.DailyRow{
+	want := []readmodels.DailyRow{
 		{Day: "2025-11-11", SaleID: "s1", SaleName: "Phone", Currency: "EUR", Placed: 2, Buyers: 2},
 		{Day: "2025-11-12", SaleID: "s1", SaleName: "Phone", Currency: "EUR", Paid: 1, Expired: 1, RevenueCents: 1000},
 	}
@@ -172,7 +173,7 @@ func TestProjectionStatusEndpoint(t *testing.T) {
 	})
 	var err error
 	m, err = projections.NewMonitor(projections.MonitorConfig{Brokers: brokers},
-		projections.Target{Name: projections.NameInventory, Pool: api.pool})
+		projections.Target{Name: readmodels.NameInventory, Pool: api.pool})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestProjectionStatusEndpoint(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 		t.Fatal(err)
 	}
-	if len(body.Projections) != 1 || body.Projections[0].Projection != projections.NameInventory ||
+	if len(body.Projections) != 1 || body.Projections[0].Projection != readmodels.NameInventory ||
 		body.Projections[0].State != projections.StateCaughtUp || len(body.Projections[0].Partitions) != 2 {
 		t.Fatalf("status %s", w.Body)
 	}

@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/seckill/seckill/domain"
-	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 // SaleLister lists sales for the index of the sale page
-// (projections.Orders.ListSales). It returns them newest first.
+// (readmodels.Orders.ListSales). It returns them newest first.
 type SaleLister interface {
-	ListSales(ctx context.Context, limit int) ([]projections.SaleView, error)
+	ListSales(ctx context.Context, limit int) ([]readmodels.SaleView, error)
 }
 
 // listSales is GET /v1/sales: recent sales from the read model, newest first,
@@ -36,7 +36,7 @@ func (s *server) listSales(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sales == nil {
-		sales = []projections.SaleView{}
+		sales = []readmodels.SaleView{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sales": sales, "server_time": time.Now().UTC()})
 }

@@ -55,10 +55,10 @@ func (c *ApplierConfig) setDefaults() {
 // Validate reports every invalid field, joined.
 func (c ApplierConfig) Validate() error {
 	var errs []error
-	if _, err := parseTable(c.CheckpointTable); err != nil {
+	if _, err := ParseTable(c.CheckpointTable); err != nil {
 		errs = append(errs, fmt.Errorf("checkpoint table: %w", err))
 	}
-	if _, err := parseTable(c.DeadLetterTable); err != nil {
+	if _, err := ParseTable(c.DeadLetterTable); err != nil {
 		errs = append(errs, fmt.Errorf("dead letter table: %w", err))
 	}
 	return errors.Join(errs...)
@@ -92,8 +92,8 @@ func NewApplier(cfg ApplierConfig, pool *pgxpool.Pool, p Projection) (*Applier, 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new applier: %w", err)
 	}
-	cp, _ := parseTable(cfg.CheckpointTable)
-	dl, _ := parseTable(cfg.DeadLetterTable)
+	cp, _ := ParseTable(cfg.CheckpointTable)
+	dl, _ := ParseTable(cfg.DeadLetterTable)
 	return &Applier{
 		pool:    pool,
 		proj:    p,

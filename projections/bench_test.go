@@ -21,6 +21,8 @@ import (
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/migrations"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
+	"github.com/seckill/seckill/readmodels/readmodelstest"
 )
 
 // benchPool is newPool, or with SECKILL_BENCH_DURABLE=1 a database on a
@@ -29,7 +31,7 @@ import (
 func benchPool(b *testing.B) *pgxpool.Pool {
 	b.Helper()
 	if os.Getenv("SECKILL_BENCH_DURABLE") == "" {
-		return newPool(b)
+		return readmodelstest.NewPool(b)
 	}
 	srv := testenv.PostgresServer(b, localsvc.PostgresConfig{})
 	if err := srv.CreateDatabase(context.Background(), "bench"); err != nil {
@@ -49,18 +51,18 @@ func benchPool(b *testing.B) *pgxpool.Pool {
 
 // prefill writes st to a fresh broker with franz-go (fast, batched), keyed
 // as the publisher keys, and returns the brokers.
-func prefill(b *testing.B, st *stream, partitions int) []string {
+func prefill(b *testing.B, st *readmodelstest.Stream, partitions int) []string {
 	b.Helper()
 	brokers := kafkaBrokers(b, partitions)
-	ids := make([]string, len(st.envs))
-	for i, e := range st.envs {
+	ids := make([]string, len(st.Envs))
+	for i, e := range st.Envs {
 		env, err := domain.DecodeEnvelope(e)
 		if err != nil {
 			b.Fatal(err)
 		}
 		ids[i] = env.ID
 	}
-	produceRaw(b, brokers, st.keys, ids, st.envs)
+	produceRaw(b, brokers, st.Keys, ids, st.Envs)
 	return brokers
 }
 
@@ -70,7 +72,7 @@ func prefill(b *testing.B, st *stream, partitions int) []string {
 //
 //	go test -run '^$' -bench OrdersRunner -benchtime 1x ./projections
 func BenchmarkOrdersRunner(b *testing.B) {
-	st := genStream(b, 99, 40, 200) // 24,102 events
+	st := readmodelstest.Gen(b, 99, 40, 200) // 24,102 events
 	for _, parts := range []int{4, 16, 64} {
 		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
 			var total, steady time.Duration
@@ -80,7 +82,7 @@ func BenchmarkOrdersRunner(b *testing.B) {
 				brokers := prefill(b, st, parts)
 				pool := benchPool(b)
 				r, err := projections.NewRunner(projections.RunnerConfig{Logger: slog.New(slog.DiscardHandler)},
-					pool, subscriberFactory(brokers), newOrders(b, pool))
+					pool, subscriberFactory(brokers), readmodelstest.NewOrders(b, pool))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -91,7 +93,7 @@ func BenchmarkOrdersRunner(b *testing.B) {
 				go func() { done <- r.Run(ctx) }()
 				var first time.Time
 				var firstN int64
-				want := int64(len(st.envs))
+				want := int64(len(st.Envs))
 				for n := r.Status().Events; n < want; n = r.Status().Events {
 					if first.IsZero() && n > 0 {
 						first, firstN = time.Now(), n
@@ -108,9 +110,9 @@ func BenchmarkOrdersRunner(b *testing.B) {
 				if err := <-done; err != nil {
 					b.Fatal(err)
 				}
-				assertMatchesFold(b, pool, st.envs)
+				readmodelstest.AssertMatchesFold(b, pool, st.Envs)
 			}
-			n := float64(len(st.envs) * b.N)
+			n := float64(len(st.Envs) * b.N)
 			b.ReportMetric(n/total.Seconds(), "events/s")
 			b.ReportMetric(n/steady.Seconds(), "steady-events/s")
 			b.ReportMetric(n/float64(batches), "events/batch")
@@ -124,15 +126,15 @@ func BenchmarkOrdersRunner(b *testing.B) {
 //
 //	go test -run '^$' -bench OrdersApplier -benchtime 1x ./projections
 func BenchmarkOrdersApplier(b *testing.B) {
-	st := genStream(b, 99, 40, 200)
-	recs := st.records(projections.DefaultTopic, 16)
+	st := readmodelstest.Gen(b, 99, 40, 200)
+	recs := st.Records(projections.DefaultTopic, 16)
 	for _, size := range []int{1, 16, 128, 1024, 8192} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			var total time.Duration
 			for range b.N {
 				b.StopTimer()
 				pool := benchPool(b)
-				a := newApplier(b, pool, newOrders(b, pool))
+				a := readmodelstest.NewApplier(b, pool, readmodelstest.NewOrders(b, pool))
 				b.StartTimer()
 				start := time.Now()
 				for i := 0; i < len(recs); i += size {
@@ -153,7 +155,7 @@ func BenchmarkOrdersApplier(b *testing.B) {
 //
 //	go test -run '^$' -bench OrdersConsumer -benchtime 1x ./projections
 func BenchmarkOrdersConsumer(b *testing.B) {
-	st := genStream(b, 99, 40, 200) // 24,102 events
+	st := readmodelstest.Gen(b, 99, 40, 200) // 24,102 events
 	for _, parts := range []int{4, 16, 64} {
 		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
 			var total time.Duration
@@ -163,7 +165,7 @@ func BenchmarkOrdersConsumer(b *testing.B) {
 				brokers := prefill(b, st, parts)
 				pool := benchPool(b)
 				c, err := projections.NewConsumer(projections.ConsumerConfig{Brokers: brokers, DeadLetterTopic: "-",
-					Logger: slog.New(slog.DiscardHandler)}, pool, newOrders(b, pool))
+					Logger: slog.New(slog.DiscardHandler)}, pool, readmodelstest.NewOrders(b, pool))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -172,7 +174,7 @@ func BenchmarkOrdersConsumer(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				go func() { done <- c.Run(ctx) }()
-				for c.Status().Events < int64(len(st.envs)) {
+				for c.Status().Events < int64(len(st.Envs)) {
 					time.Sleep(time.Millisecond)
 				}
 				total += time.Since(start)
@@ -182,9 +184,9 @@ func BenchmarkOrdersConsumer(b *testing.B) {
 				if err := <-done; err != nil {
 					b.Fatal(err)
 				}
-				assertMatchesFold(b, pool, st.envs)
+				readmodelstest.AssertMatchesFold(b, pool, st.Envs)
 			}
-			n := float64(len(st.envs) * b.N)
+			n := float64(len(st.Envs) * b.N)
 			b.ReportMetric(n/total.Seconds(), "events/s")
 			b.ReportMetric(n/float64(batches), "events/batch")
 			b.ReportMetric(0, "ns/op")
@@ -206,9 +208,9 @@ func BenchmarkRebuild(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("SECKILL_BENCH_SCALE")); err == nil && v > 0 {
 		scale = v
 	}
-	st := genStream(b, 77, 60, 1000*scale)
+	st := readmodelstest.Gen(b, 77, 60, 1000*scale)
 	brokers := prefill(b, st, 16)
-	for _, name := range []string{projections.NameOrders, projections.NameInventory, projections.NameDaily} {
+	for _, name := range []string{readmodels.NameOrders, readmodels.NameInventory, readmodels.NameDaily} {
 		b.Run(name, func(b *testing.B) {
 			var read, rebuild time.Duration
 			var replay float64
@@ -217,8 +219,8 @@ func BenchmarkRebuild(b *testing.B) {
 				var n int
 				err := projections.ReadRange(context.Background(), brokers, projections.DefaultTopic, nil,
 					ends(b, brokers), func(recs []projections.Record) error { n += len(recs); return nil })
-				if err != nil || n != len(st.envs) {
-					b.Fatalf("bare read: %d of %d records, %v", n, len(st.envs), err)
+				if err != nil || n != len(st.Envs) {
+					b.Fatalf("bare read: %d of %d records, %v", n, len(st.Envs), err)
 				}
 				read += time.Since(start)
 
@@ -226,24 +228,24 @@ func BenchmarkRebuild(b *testing.B) {
 				pool := benchPool(b)
 				var p projections.Rebuildable
 				switch name {
-				case projections.NameOrders:
-					p = newOrders(b, pool)
-				case projections.NameInventory:
-					p = newInventory(b, pool)
+				case readmodels.NameOrders:
+					p = readmodelstest.NewOrders(b, pool)
+				case readmodels.NameInventory:
+					p = readmodelstest.NewInventory(b, pool)
 				default:
-					p = newDaily(b, pool)
+					p = readmodelstest.NewDaily(b, pool)
 				}
 				b.StartTimer()
 				res, err := projections.Rebuild(context.Background(), projections.RebuildConfig{Brokers: brokers, NoSwap: true,
 					MaxBatch: envInt("SECKILL_BENCH_BATCH"), Workers: envInt("SECKILL_BENCH_WORKERS"),
 					Logger: slog.New(slog.DiscardHandler)}, pool, p)
-				if err != nil || res.Records != int64(len(st.envs)) {
+				if err != nil || res.Records != int64(len(st.Envs)) {
 					b.Fatalf("rebuild: %+v, %v", res, err)
 				}
 				rebuild += res.Duration
 				replay += res.ReplayRate
 			}
-			n := float64(len(st.envs) * b.N)
+			n := float64(len(st.Envs) * b.N)
 			b.ReportMetric(n/rebuild.Seconds(), "events/s")
 			b.ReportMetric(n/read.Seconds(), "read-events/s")
 			b.ReportMetric(read.Seconds()/rebuild.Seconds(), "ratio")
@@ -307,8 +309,8 @@ func BenchmarkLiveLag(b *testing.B) {
 				ctx, cancel := context.WithCancel(context.Background())
 				var wg sync.WaitGroup
 				quiet := slog.New(slog.DiscardHandler)
-				for _, p := range all(b, pool) {
-					if runner == "watermill" && p.Name() == projections.NameOrders {
+				for _, p := range readmodelstest.All(b, pool) {
+					if runner == "watermill" && p.Name() == readmodels.NameOrders {
 						r, err := projections.NewRunner(projections.RunnerConfig{Logger: quiet}, pool, subscriberFactory(brokers),
 							observed{p, observe(p.Name())})
 						if err != nil {
@@ -318,7 +320,7 @@ func BenchmarkLiveLag(b *testing.B) {
 						continue
 					}
 					cfg := projections.ConsumerConfig{Brokers: brokers, DeadLetterTopic: "-", Logger: quiet, Observe: observe(p.Name())}
-					if p.Name() == projections.NameDaily {
+					if p.Name() == readmodels.NameDaily {
 						cfg.Rate, cfg.MaxBatch, cfg.Workers = 5000, 500, 2
 					}
 					c, err := projections.NewConsumer(cfg, pool, p)
@@ -334,7 +336,7 @@ func BenchmarkLiveLag(b *testing.B) {
 				deadline := time.Now().Add(time.Minute)
 				for {
 					mu.Lock()
-					done := len(lags[projections.NameOrders]) >= produced && len(lags[projections.NameInventory]) >= produced
+					done := len(lags[readmodels.NameOrders]) >= produced && len(lags[readmodels.NameInventory]) >= produced
 					mu.Unlock()
 					if done || time.Now().After(deadline) {
 						break
@@ -343,7 +345,7 @@ func BenchmarkLiveLag(b *testing.B) {
 				}
 				cancel()
 				wg.Wait()
-				for _, name := range []string{projections.NameOrders, projections.NameInventory} {
+				for _, name := range []string{readmodels.NameOrders, readmodels.NameInventory} {
 					l := lags[name]
 					if len(l) < produced {
 						b.Fatalf("%s applied %d of %d events", name, len(l), produced)

@@ -26,7 +26,7 @@ func ReadPositions(ctx context.Context, pool *pgxpool.Pool, checkpointTable, pro
 	if checkpointTable == "" {
 		checkpointTable = DefaultCheckpointTable
 	}
-	t, err := parseTable(checkpointTable)
+	t, err := ParseTable(checkpointTable)
 	if err != nil {
 		return nil, fmt.Errorf("read positions: %w", err)
 	}
@@ -65,7 +65,7 @@ func ReadDeadLetters(ctx context.Context, pool *pgxpool.Pool, deadLetterTable, p
 	if deadLetterTable == "" {
 		deadLetterTable = DefaultDeadLetterTable
 	}
-	t, err := parseTable(deadLetterTable)
+	t, err := ParseTable(deadLetterTable)
 	if err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
 	}

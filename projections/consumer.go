@@ -20,7 +20,7 @@ type ConsumerConfig struct {
 	// Topic is the log's topic. Default DefaultTopic.
 	Topic string
 	// Group is the Kafka consumer group. Default: the projection's name
-	// (see NameOrders: never rename it).
+	// (see readmodels.NameOrders: never rename it).
 	Group string
 	// MaxBatch is the most records applied in one transaction. Default 4096.
 	// Big batches are what make a projection fast (one statement per table

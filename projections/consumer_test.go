@@ -18,12 +18,9 @@ import (
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/migrations"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
+	"github.com/seckill/seckill/readmodels/readmodelstest"
 )
-
-// all returns the three projections over pool.
-func all(t testing.TB, pool *pgxpool.Pool) []projections.Projection {
-	return []projections.Projection{newOrders(t, pool), newInventory(t, pool), newDaily(t, pool)}
-}
 
 // startConsumer runs a Consumer of p until the test ends or stop is called.
 func startConsumer(t testing.TB, cfg projections.ConsumerConfig, pool *pgxpool.Pool, brokers []string, p projections.Projection) (c *projections.Consumer, stop func() error) {
@@ -62,40 +59,30 @@ func startConsumer(t testing.TB, cfg projections.ConsumerConfig, pool *pgxpool.P
 // waitAll waits until every projection of names has applied the whole log.
 func waitAll(t testing.TB, pool *pgxpool.Pool, brokers []string, timeout time.Duration, names ...string) {
 	t.Helper()
-	for _, n := range names {
+	for _, n := range readmodelstest.Names {
 		waitCaughtUp(t, pool, brokers, n, timeout)
 	}
-}
-
-var names = []string{projections.NameOrders, projections.NameInventory, projections.NameDaily}
-
-// assertAllMatchFold checks the three read models against the fold of envs.
-func assertAllMatchFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
-	t.Helper()
-	assertMatchesFold(t, pool, envs)
-	assertInventoryMatchesFold(t, pool, envs)
-	assertDailyMatchesFold(t, pool, envs, bizZone)
 }
 
 // referenceAll applies envs once, in one batch per projection, into a fresh
 // database: the read models of a flawless single pass.
 func referenceAll(t testing.TB, envs [][]byte, partitions int) string {
 	t.Helper()
-	pool := newPool(t)
-	st := &stream{envs: envs}
+	pool := readmodelstest.NewPool(t)
+	st := &readmodelstest.Stream{Envs: envs}
 	for _, b := range envs {
 		env, err := eventstore.ToMessage(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st.keys = append(st.keys, env.Metadata.Get(eventstore.MetadataAggregateID))
+		st.Keys = append(st.Keys, env.Metadata.Get(eventstore.MetadataAggregateID))
 	}
-	for _, p := range all(t, pool) {
-		if _, err := newApplier(t, pool, p).Apply(context.Background(), st.records(projections.DefaultTopic, partitions)); err != nil {
+	for _, p := range readmodelstest.All(t, pool) {
+		if _, err := readmodelstest.NewApplier(t, pool, p).Apply(context.Background(), st.Records(projections.DefaultTopic, partitions)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return snapshotAll(t, pool)
+	return readmodelstest.SnapshotAll(t, pool)
 }
 
 func ensureDLQ(t testing.TB, brokers []string) {
@@ -109,23 +96,23 @@ func TestConsumerMatchesFold(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 8)
 	ensureDLQ(t, brokers)
-	pool := newPool(t)
-	st := genStreamTicks(t, 51, 4, 100, 20*time.Second)
-	publish(t, brokers, st.envs)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.GenTicks(t, 51, 4, 100, 20*time.Second)
+	publish(t, brokers, st.Envs)
 
 	var consumers []*projections.Consumer
-	for _, p := range all(t, pool) {
+	for _, p := range readmodelstest.All(t, pool) {
 		c, _ := startConsumer(t, projections.ConsumerConfig{}, pool, brokers, p)
 		consumers = append(consumers, c)
 	}
-	waitAll(t, pool, brokers, time.Minute, names...)
-	assertAllMatchFold(t, pool, st.envs)
-	if got, want := snapshotAll(t, pool), referenceAll(t, st.envs, 8); got != want {
+	waitAll(t, pool, brokers, time.Minute, readmodelstest.Names...)
+	readmodelstest.AssertAllMatchFold(t, pool, st.Envs)
+	if got, want := readmodelstest.SnapshotAll(t, pool), referenceAll(t, st.Envs, 8); got != want {
 		t.Fatalf("consumers' read models differ from a direct apply:\ngot  %.2000s\nwant %.2000s", got, want)
 	}
 	for _, c := range consumers {
-		if s := c.Status(); s.Events != int64(len(st.envs)) || s.DeadLetters != 0 || s.LastError != "" {
-			t.Errorf("%s: status %+v, want %d events", c.Name(), s, len(st.envs))
+		if s := c.Status(); s.Events != int64(len(st.Envs)) || s.DeadLetters != 0 || s.LastError != "" {
+			t.Errorf("%s: status %+v, want %d events", c.Name(), s, len(st.Envs))
 		}
 		t.Logf("%s: %d events in %d batches", c.Name(), c.Status().Events, c.Status().Batches)
 	}
@@ -139,10 +126,10 @@ func TestConsumerTwiceAndRebalance(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 8)
 	ensureDLQ(t, brokers)
-	pool := newPool(t)
-	st := genStreamTicks(t, 52, 4, 100, 20*time.Second)
-	publish(t, brokers, st.envs)
-	publish(t, brokers, dupStream(st, 53).envs) // every event again, some three times
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.GenTicks(t, 52, 4, 100, 20*time.Second)
+	publish(t, brokers, st.Envs)
+	publish(t, brokers, st.Dup(53).Envs) // every event again, some three times
 
 	// Small batches and a slow apply (30ms a batch, so the first members
 	// cannot finish the log before the second ones join, even on a quiet
@@ -150,13 +137,13 @@ func TestConsumerTwiceAndRebalance(t *testing.T) {
 	cfg := projections.ConsumerConfig{MaxBatch: 16}
 	var firsts []func() error
 	var seconds []*projections.Consumer
-	for _, p := range all(t, pool) {
+	for _, p := range readmodelstest.All(t, pool) {
 		_, stop := startConsumer(t, cfg, pool, brokers, slow{p, 30 * time.Millisecond})
 		firsts = append(firsts, stop)
 	}
 	time.Sleep(500 * time.Millisecond)
 	// A second member joins each group: the partitions are split.
-	for _, p := range all(t, pool) {
+	for _, p := range readmodelstest.All(t, pool) {
 		c, _ := startConsumer(t, cfg, pool, brokers, slow{p, 30 * time.Millisecond})
 		seconds = append(seconds, c)
 	}
@@ -167,14 +154,14 @@ func TestConsumerTwiceAndRebalance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitAll(t, pool, brokers, 2*time.Minute, names...)
+	waitAll(t, pool, brokers, 2*time.Minute, readmodelstest.Names...)
 	for _, c := range seconds {
 		if c.Status().Events == 0 {
 			t.Errorf("%s: the second member applied nothing: no rebalance happened", c.Name())
 		}
 	}
-	assertAllMatchFold(t, pool, st.envs)
-	if got, want := snapshotAll(t, pool), referenceAll(t, st.envs, 8); got != want {
+	readmodelstest.AssertAllMatchFold(t, pool, st.Envs)
+	if got, want := readmodelstest.SnapshotAll(t, pool), referenceAll(t, st.Envs, 8); got != want {
 		t.Fatalf("duplicates and rebalances changed the read models:\ngot  %.2000s\nwant %.2000s", got, want)
 	}
 }
@@ -186,13 +173,13 @@ func TestConsumerRestartMidBatch(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 4)
 	ensureDLQ(t, brokers)
-	pool := newPool(t)
-	st := genStreamTicks(t, 54, 3, 80, 20*time.Second)
-	publish(t, brokers, st.envs[:len(st.envs)/2])
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.GenTicks(t, 54, 3, 80, 20*time.Second)
+	publish(t, brokers, st.Envs[:len(st.Envs)/2])
 
 	// First run: a few batches commit, then one hangs inside Apply and the
 	// stop gives up on it.
-	for _, p := range all(t, pool) {
+	for _, p := range readmodelstest.All(t, pool) {
 		var n atomic.Int32
 		h := holdAfter{Projection: p, n: &n, after: 3, entered: make(chan struct{})}
 		_, stop := startConsumer(t, projections.ConsumerConfig{MaxBatch: 20, StopTimeout: 100 * time.Millisecond}, pool, brokers, h)
@@ -205,17 +192,17 @@ func TestConsumerRestartMidBatch(t *testing.T) {
 			t.Fatalf("%s: Run returned nil with a batch abandoned", p.Name())
 		}
 	}
-	pos, err := projections.ReadPositions(context.Background(), pool, "", projections.NameOrders)
+	pos, err := projections.ReadPositions(context.Background(), pool, "", readmodels.NameOrders)
 	if err != nil || len(pos) == 0 {
 		t.Fatalf("first run committed nothing (positions %v, err %v)", pos, err)
 	}
-	publish(t, brokers, st.envs[len(st.envs)/2:])
-	for _, p := range all(t, pool) {
+	publish(t, brokers, st.Envs[len(st.Envs)/2:])
+	for _, p := range readmodelstest.All(t, pool) {
 		startConsumer(t, projections.ConsumerConfig{}, pool, brokers, p)
 	}
-	waitAll(t, pool, brokers, time.Minute, names...)
-	assertAllMatchFold(t, pool, st.envs)
-	if got, want := snapshotAll(t, pool), referenceAll(t, st.envs, 4); got != want {
+	waitAll(t, pool, brokers, time.Minute, readmodelstest.Names...)
+	readmodelstest.AssertAllMatchFold(t, pool, st.Envs)
+	if got, want := readmodelstest.SnapshotAll(t, pool), referenceAll(t, st.Envs, 4); got != want {
 		t.Fatalf("after a restart mid-batch the read models differ:\ngot  %.2000s\nwant %.2000s", got, want)
 	}
 }
@@ -262,12 +249,12 @@ func TestConsumerPostgresRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	st := genStreamTicks(t, 55, 3, 100, 20*time.Second)
-	third := len(st.envs) / 3
-	publish(t, brokers, st.envs[:third])
+	st := readmodelstest.GenTicks(t, 55, 3, 100, 20*time.Second)
+	third := len(st.Envs) / 3
+	publish(t, brokers, st.Envs[:third])
 	quiet := slog.New(slog.DiscardHandler) // the retries warn on purpose
 	var consumers []*projections.Consumer
-	for _, p := range all(t, pool) {
+	for _, p := range readmodelstest.All(t, pool) {
 		c, _ := startConsumer(t, projections.ConsumerConfig{MaxBatch: 50, Logger: quiet}, pool, brokers, slow{p, 2 * time.Millisecond})
 		consumers = append(consumers, c)
 	}
@@ -278,7 +265,7 @@ func TestConsumerPostgresRestart(t *testing.T) {
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	publish(t, brokers, st.envs[third:2*third])
+	publish(t, brokers, st.Envs[third:2*third])
 	for _, c := range consumers {
 		for c.Status().State != projections.StateRetrying && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
@@ -290,9 +277,9 @@ func TestConsumerPostgresRestart(t *testing.T) {
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	publish(t, brokers, st.envs[2*third:])
-	waitAll(t, pool, brokers, 2*time.Minute, names...)
-	assertAllMatchFold(t, pool, st.envs)
+	publish(t, brokers, st.Envs[2*third:])
+	waitAll(t, pool, brokers, 2*time.Minute, readmodelstest.Names...)
+	readmodelstest.AssertAllMatchFold(t, pool, st.Envs)
 	for _, c := range consumers {
 		if s := c.Status(); s.State != projections.StateRunning || s.LastError != "" {
 			t.Errorf("%s after the restart: %+v", c.Name(), s)
@@ -308,21 +295,21 @@ func TestConsumerPoisonInTheMiddle(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 1)
 	ensureDLQ(t, brokers)
-	pool := newPool(t)
-	st := genStreamTicks(t, 56, 2, 40, 20*time.Second)
-	mid := len(st.envs) / 2
-	publish(t, brokers, st.envs[:mid])
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.GenTicks(t, 56, 2, 40, 20*time.Second)
+	mid := len(st.Envs) / 2
+	publish(t, brokers, st.Envs[:mid])
 	produceBare(t, brokers, projections.DefaultTopic, []byte("junk"), []byte("{not an envelope"))
 	unknown := []byte(`{"id":"x/Teleported","type":"Teleported","version":1,"occurred_at":"2025-11-11T20:00:00Z","aggregate_id":"x","payload":{}}`)
 	publish(t, brokers, [][]byte{unknown})
-	publish(t, brokers, st.envs[mid:])
+	publish(t, brokers, st.Envs[mid:])
 
-	for _, p := range all(t, pool) {
+	for _, p := range readmodelstest.All(t, pool) {
 		startConsumer(t, projections.ConsumerConfig{}, pool, brokers, p)
 	}
-	waitAll(t, pool, brokers, time.Minute, names...)
-	assertAllMatchFold(t, pool, st.envs)
-	for _, n := range names {
+	waitAll(t, pool, brokers, time.Minute, readmodelstest.Names...)
+	readmodelstest.AssertAllMatchFold(t, pool, st.Envs)
+	for _, n := range readmodelstest.Names {
 		dl, err := projections.ReadDeadLetters(context.Background(), pool, "", n, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -407,19 +394,19 @@ func TestConsumerPaceAndWorkers(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 8)
 	ensureDLQ(t, brokers)
-	pool := newPool(t)
-	st := genStreamTicks(t, 57, 3, 100, 20*time.Second) // ~1,000 events
-	publish(t, brokers, st.envs)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.GenTicks(t, 57, 3, 100, 20*time.Second) // ~1,000 events
+	publish(t, brokers, st.Envs)
 	const rate = 2000.0
 	start := time.Now()
-	c, _ := startConsumer(t, projections.ConsumerConfig{Rate: rate, MaxBatch: 50, Workers: 3}, pool, brokers, newDaily(t, pool))
-	waitCaughtUp(t, pool, brokers, projections.NameDaily, time.Minute)
+	c, _ := startConsumer(t, projections.ConsumerConfig{Rate: rate, MaxBatch: 50, Workers: 3}, pool, brokers, readmodelstest.NewDaily(t, pool))
+	waitCaughtUp(t, pool, brokers, readmodels.NameDaily, time.Minute)
 	took := time.Since(start)
 	// The first batch of each worker starts at once; the rest are spaced.
-	if min := time.Duration(float64(len(st.envs)-3*50) / rate * float64(time.Second)); took < min {
-		t.Fatalf("%d events in %s at %.0f/s: want at least %s", len(st.envs), took, rate, min)
+	if min := time.Duration(float64(len(st.Envs)-3*50) / rate * float64(time.Second)); took < min {
+		t.Fatalf("%d events in %s at %.0f/s: want at least %s", len(st.Envs), took, rate, min)
 	}
-	assertDailyMatchesFold(t, pool, st.envs, bizZone)
+	readmodelstest.AssertDailyMatchesFold(t, pool, st.Envs, readmodelstest.BizZone)
 	t.Logf("%d events in %s (%d batches)", c.Status().Events, took, c.Status().Batches)
 }
 
@@ -429,12 +416,12 @@ func TestMonitorReportsLag(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 4)
 	ensureDLQ(t, brokers)
-	pool := newPool(t)
-	st := genStream(t, 58, 2, 30)
-	publish(t, brokers, st.envs)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 58, 2, 30)
+	publish(t, brokers, st.Envs)
 	time.Sleep(1100 * time.Millisecond) // so the oldest record is more than a second old
 	m, err := projections.NewMonitor(projections.MonitorConfig{Brokers: brokers, CacheFor: -1, StalledAfter: time.Minute},
-		projections.Target{Name: projections.NameOrders, Pool: pool})
+		projections.Target{Name: readmodels.NameOrders, Pool: pool})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,15 +431,15 @@ func TestMonitorReportsLag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s[0].LagEvents != int64(len(st.envs)) || s[0].LagSeconds < 1 || s[0].State != projections.StateStalled || s[0].Error != "" {
-		t.Fatalf("before: %+v, want %d events behind, more than 1 s, stalled", s[0], len(st.envs))
+	if s[0].LagEvents != int64(len(st.Envs)) || s[0].LagSeconds < 1 || s[0].State != projections.StateStalled || s[0].Error != "" {
+		t.Fatalf("before: %+v, want %d events behind, more than 1 s, stalled", s[0], len(st.Envs))
 	}
-	startConsumer(t, projections.ConsumerConfig{}, pool, brokers, newOrders(t, pool))
-	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
+	startConsumer(t, projections.ConsumerConfig{}, pool, brokers, readmodelstest.NewOrders(t, pool))
+	waitCaughtUp(t, pool, brokers, readmodels.NameOrders, time.Minute)
 	if s, err = m.Status(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s[0].LagEvents != 0 || s[0].LagSeconds != 0 || s[0].State != projections.StateCaughtUp || s[0].Applied != int64(len(st.envs)) {
+	if s[0].LagEvents != 0 || s[0].LagSeconds != 0 || s[0].State != projections.StateCaughtUp || s[0].Applied != int64(len(st.Envs)) {
 		t.Fatalf("after: %+v", s[0])
 	}
 	if !slices.ContainsFunc(s[0].Partitions, func(p projections.PartitionPosition) bool { return p.Position >= 0 }) {

@@ -102,7 +102,7 @@ func (d *deadLetterPublisher) run(ctx context.Context) {
 // publish publishes up to 500 unpublished letters and marks them, in one
 // transaction, and returns how many.
 func (d *deadLetterPublisher) publish(ctx context.Context, cl *kgo.Client) (int, error) {
-	t, err := parseTable(d.table)
+	t, err := ParseTable(d.table)
 	if err != nil {
 		return 0, err
 	}

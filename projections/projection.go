@@ -30,16 +30,6 @@ import (
 	"github.com/seckill/seckill/domain"
 )
 
-// Projection names. They are the Kafka consumer group of the projection and
-// the key of its checkpoints. Never rename one: as watermill warns for handler
-// names, a new consumer-group name starts from the oldest offset and
-// re-consumes the whole log (and a new checkpoint key re-applies it).
-const (
-	NameOrders    = "orders"
-	NameInventory = "inventory"
-	NameDaily     = "daily"
-)
-
 // DefaultTopic is the log's topic (docs/CONTRACTS.md).
 const DefaultTopic = "seckill.events"
 
@@ -58,7 +48,7 @@ type Event struct {
 // batch that are past the projection's checkpoint, in log order per
 // partition, inside the transaction that also moves the checkpoint.
 type Projection interface {
-	// Name is the projection's stable name (see NameOrders): its consumer
+	// Name is the projection's stable name (see readmodels.NameOrders): its consumer
 	// group and checkpoint key.
 	Name() string
 	// Apply writes the effect of batch through tx and nothing else: it must
@@ -87,12 +77,12 @@ type Record struct {
 	Value     []byte
 }
 
-// table is a possibly schema-qualified table name, quoted for SQL.
-type table string
+// Table is a possibly schema-qualified table name, quoted for SQL.
+type Table string
 
-// parseTable validates name ("orders" or "shadow.orders") and returns it
+// ParseTable validates name ("orders" or "shadow.orders") and returns it
 // quoted, so callers can point a projection at shadow tables safely.
-func parseTable(name string) (table, error) {
+func ParseTable(name string) (Table, error) {
 	if name == "" {
 		return "", errors.New("empty table name")
 	}
@@ -105,7 +95,7 @@ func parseTable(name string) (table, error) {
 			return "", fmt.Errorf("table name %q: empty part", name)
 		}
 	}
-	return table(pgx.Identifier(parts).Sanitize()), nil
+	return Table(pgx.Identifier(parts).Sanitize()), nil
 }
 
 // Rebuildable is a Projection that a rebuild can build from offset zero into
@@ -120,9 +110,9 @@ type Rebuildable interface {
 	InSchema(schema string) (Projection, error)
 }
 
-// inSchema is table name moved to schema: "orders" or "public.orders" in
+// InSchema is table name moved to schema: "orders" or "public.orders" in
 // schema "rebuild_orders" is "rebuild_orders.orders".
-func inSchema(schema, name string) string {
+func InSchema(schema, name string) string {
 	if i := strings.LastIndexByte(name, '.'); i >= 0 {
 		name = name[i+1:]
 	}

@@ -338,8 +338,8 @@ func resolve(ctx context.Context, q interface {
 // prepare creates the shadow schema and tables, or with Resume keeps the
 // ones an interrupted rebuild left.
 func (r *rebuilder) prepare(ctx context.Context) error {
-	r.shadowCP = inSchema(r.schema, r.cfg.CheckpointTable)
-	r.shadowDL = inSchema(r.schema, r.cfg.DeadLetterTable)
+	r.shadowCP = InSchema(r.schema, r.cfg.CheckpointTable)
+	r.shadowDL = InSchema(r.schema, r.cfg.DeadLetterTable)
 	sp, err := r.live.InSchema(r.schema)
 	if err != nil {
 		return err
@@ -601,10 +601,10 @@ func tableName(name string) string {
 // long it held the live projection.
 func (r *rebuilder) swap(ctx context.Context) (time.Duration, error) {
 	name := r.live.Name()
-	liveCP, _ := parseTable(r.cfg.CheckpointTable)
-	liveDL, _ := parseTable(r.cfg.DeadLetterTable)
-	shadowCP, _ := parseTable(r.shadowCP)
-	shadowDL, _ := parseTable(r.shadowDL)
+	liveCP, _ := ParseTable(r.cfg.CheckpointTable)
+	liveDL, _ := ParseTable(r.cfg.DeadLetterTable)
+	shadowCP, _ := ParseTable(r.shadowCP)
+	shadowDL, _ := ParseTable(r.shadowDL)
 	offs, err := LogOffsets(ctx, r.cfg.Brokers, r.cfg.Topic)
 	if err != nil {
 		return 0, err

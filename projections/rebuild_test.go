@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
+	"github.com/seckill/seckill/readmodels/readmodelstest"
 )
 
 // TestRebuildDuringLiveTraffic rebuilds each projection while events keep
@@ -22,25 +24,25 @@ func TestRebuildDuringLiveTraffic(t *testing.T) {
 	ctx := context.Background()
 	brokers := kafkaBrokers(t, 8)
 	ensureDLQ(t, brokers)
-	pool := newPool(t)
-	st := genStreamTicks(t, 61, 6, 300, 10*time.Second) // ~6,000 events
-	head := len(st.envs) / 3
-	publish(t, brokers, st.envs[:head])
-	projs := all(t, pool)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.GenTicks(t, 61, 6, 300, 10*time.Second) // ~6,000 events
+	head := len(st.Envs) / 3
+	publish(t, brokers, st.Envs[:head])
+	projs := readmodelstest.All(t, pool)
 	for _, p := range projs {
 		// Slow, small batches keep the live consumers busy, so that their
 		// next batch is usually waiting on the checkpoint rows while the
 		// swap holds them: the case the swap's position handoff is for.
 		startConsumer(t, projections.ConsumerConfig{MaxBatch: 64}, pool, brokers, slow{p, 3 * time.Millisecond})
 	}
-	waitAll(t, pool, brokers, time.Minute, names...)
+	waitAll(t, pool, brokers, time.Minute, readmodelstest.Names...)
 
 	// Live traffic: the rest of the log, in small pieces.
 	var wg sync.WaitGroup
 	trafficDone := make(chan struct{})
 	wg.Go(func() {
 		defer close(trafficDone)
-		rest := st.envs[head:]
+		rest := st.Envs[head:]
 		for len(rest) > 0 {
 			n := min(len(rest), 100)
 			publish(t, brokers, rest[:n])
@@ -82,7 +84,7 @@ func TestRebuildDuringLiveTraffic(t *testing.T) {
 		}
 	}
 	<-trafficDone
-	waitAll(t, pool, brokers, time.Minute, names...)
+	waitAll(t, pool, brokers, time.Minute, readmodelstest.Names...)
 	close(stopReaders)
 	wg.Wait()
 	select {
@@ -93,8 +95,8 @@ func TestRebuildDuringLiveTraffic(t *testing.T) {
 	if queries.Load() == 0 {
 		t.Fatal("the readers ran no query")
 	}
-	assertAllMatchFold(t, pool, st.envs)
-	if got, want := snapshotAll(t, pool), referenceAll(t, st.envs, 8); got != want {
+	readmodelstest.AssertAllMatchFold(t, pool, st.Envs)
+	if got, want := readmodelstest.SnapshotAll(t, pool), referenceAll(t, st.Envs, 8); got != want {
 		t.Fatalf("after the rebuilds the read models differ from one clean pass:\ngot  %.2000s\nwant %.2000s", got, want)
 	}
 	var leftovers []string
@@ -158,11 +160,11 @@ func TestRebuildNoSwapThenResume(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	brokers := kafkaBrokers(t, 4)
-	pool := newPool(t)
-	st := genStream(t, 62, 3, 60)
-	half := len(st.envs) / 2
-	publish(t, brokers, st.envs[:half])
-	orders := newOrders(t, pool)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 62, 3, 60)
+	half := len(st.Envs) / 2
+	publish(t, brokers, st.Envs[:half])
+	orders := readmodelstest.NewOrders(t, pool)
 	res, err := projections.Rebuild(ctx, projections.RebuildConfig{Brokers: brokers, NoSwap: true, Logger: testLogger()}, pool, orders)
 	if err != nil {
 		t.Fatal(err)
@@ -176,25 +178,25 @@ func TestRebuildNoSwapThenResume(t *testing.T) {
 	}
 	// The live projection now runs ahead of the shadow; SwapWithin lets the
 	// swap itself apply the difference, inside its transaction.
-	publish(t, brokers, st.envs[half:])
+	publish(t, brokers, st.Envs[half:])
 	ensureDLQ(t, brokers)
 	_, stopLive := startConsumer(t, projections.ConsumerConfig{}, pool, brokers, orders)
-	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
+	waitCaughtUp(t, pool, brokers, readmodels.NameOrders, time.Minute)
 	res, err = projections.Rebuild(ctx, projections.RebuildConfig{Brokers: brokers, Resume: true, SwapWithin: 1 << 40, Logger: testLogger()}, pool, orders)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Swapped || res.Records != int64(len(st.envs)-half) {
-		t.Fatalf("resumed run: %+v, want %d records and a swap", res, len(st.envs)-half)
+	if !res.Swapped || res.Records != int64(len(st.Envs)-half) {
+		t.Fatalf("resumed run: %+v, want %d records and a swap", res, len(st.Envs)-half)
 	}
 	if err := stopLive(); err != nil {
 		t.Fatal(err)
 	}
-	assertMatchesFold(t, pool, st.envs)
-	if got, want := snapshot(t, pool), reference(t, st.envs, 4); got != want {
+	readmodelstest.AssertMatchesFold(t, pool, st.Envs)
+	if got, want := readmodelstest.Snapshot(t, pool), reference(t, st.Envs, 4); got != want {
 		t.Fatalf("after the swap:\ngot  %s\nwant %s", got, want)
 	}
-	pos, err := projections.ReadPositions(ctx, pool, "", projections.NameOrders)
+	pos, err := projections.ReadPositions(ctx, pool, "", readmodels.NameOrders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +204,8 @@ func TestRebuildNoSwapThenResume(t *testing.T) {
 	for _, p := range pos {
 		applied += p.Offset + 1
 	}
-	if applied != int64(len(st.envs)) {
-		t.Fatalf("live positions cover %d records after the swap, want %d", applied, len(st.envs))
+	if applied != int64(len(st.Envs)) {
+		t.Fatalf("live positions cover %d records after the swap, want %d", applied, len(st.Envs))
 	}
 	// A second rebuild of the same projection cannot run at the same time.
 	// (Checked through the lock by running two at once.)
@@ -218,5 +220,5 @@ func TestRebuildNoSwapThenResume(t *testing.T) {
 	if e1 != nil && e2 != nil {
 		t.Fatalf("both concurrent rebuilds failed: %v; %v", e1, e2)
 	}
-	assertMatchesFold(t, pool, st.envs)
+	readmodelstest.AssertMatchesFold(t, pool, st.Envs)
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
+	"github.com/seckill/seckill/readmodels/readmodelstest"
 )
 
 // testLogger shows warnings and errors only; set SECKILL_TEST_DEBUG for more.
@@ -157,38 +159,38 @@ func waitCaughtUp(t testing.TB, pool *pgxpool.Pool, brokers []string, name strin
 // the read model a flawless single pass gives.
 func reference(t testing.TB, envs [][]byte, partitions int) string {
 	t.Helper()
-	pool := newPool(t)
-	st := &stream{envs: envs}
+	pool := readmodelstest.NewPool(t)
+	st := &readmodelstest.Stream{Envs: envs}
 	for _, b := range envs {
 		env, err := domain.DecodeEnvelope(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st.keys = append(st.keys, env.AggregateID)
+		st.Keys = append(st.Keys, env.AggregateID)
 	}
-	if _, err := newApplier(t, pool, newOrders(t, pool)).Apply(context.Background(), st.records(projections.DefaultTopic, partitions)); err != nil {
+	if _, err := readmodelstest.NewApplier(t, pool, readmodelstest.NewOrders(t, pool)).Apply(context.Background(), st.Records(projections.DefaultTopic, partitions)); err != nil {
 		t.Fatal(err)
 	}
-	return snapshot(t, pool)
+	return readmodelstest.Snapshot(t, pool)
 }
 
 func TestRunnerMatchesFold(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 8)
-	pool := newPool(t)
-	st := genStream(t, 21, 4, 100)
-	publish(t, brokers, st.envs)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 21, 4, 100)
+	publish(t, brokers, st.Envs)
 
-	r, stop := startRunner(t, projections.RunnerConfig{}, pool, brokers, newOrders(t, pool))
-	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
+	r, stop := startRunner(t, projections.RunnerConfig{}, pool, brokers, readmodelstest.NewOrders(t, pool))
+	waitCaughtUp(t, pool, brokers, readmodels.NameOrders, time.Minute)
 	stop()
-	assertMatchesFold(t, pool, st.envs)
-	if got, want := snapshot(t, pool), reference(t, st.envs, 8); got != want {
+	readmodelstest.AssertMatchesFold(t, pool, st.Envs)
+	if got, want := readmodelstest.Snapshot(t, pool), reference(t, st.Envs, 8); got != want {
 		t.Fatalf("runner's read model differs from a direct apply:\ngot  %s\nwant %s", got, want)
 	}
 	s := r.Status()
-	if s.Events != int64(len(st.envs)) || s.DeadLetters != 0 || s.State != projections.StateIdle || s.LastError != "" {
-		t.Fatalf("status %+v, want %d events", s, len(st.envs))
+	if s.Events != int64(len(st.Envs)) || s.DeadLetters != 0 || s.State != projections.StateIdle || s.LastError != "" {
+		t.Fatalf("status %+v, want %d events", s, len(st.Envs))
 	}
 	t.Logf("%d events in %d batches", s.Events, s.Batches)
 }
@@ -196,16 +198,16 @@ func TestRunnerMatchesFold(t *testing.T) {
 func TestRunnerPublishedTwice(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 4)
-	pool := newPool(t)
-	st := genStream(t, 22, 3, 60)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 22, 3, 60)
 	// The relay is at least once: a whole stretch of the log may be
 	// published again, after later events of the same orders.
-	publish(t, brokers, st.envs)
-	publish(t, brokers, st.envs[len(st.envs)/3:])
-	_, _ = startRunner(t, projections.RunnerConfig{}, pool, brokers, newOrders(t, pool))
-	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
-	assertMatchesFold(t, pool, st.envs)
-	if got, want := snapshot(t, pool), reference(t, st.envs, 4); got != want {
+	publish(t, brokers, st.Envs)
+	publish(t, brokers, st.Envs[len(st.Envs)/3:])
+	_, _ = startRunner(t, projections.RunnerConfig{}, pool, brokers, readmodelstest.NewOrders(t, pool))
+	waitCaughtUp(t, pool, brokers, readmodels.NameOrders, time.Minute)
+	readmodelstest.AssertMatchesFold(t, pool, st.Envs)
+	if got, want := readmodelstest.Snapshot(t, pool), reference(t, st.Envs, 4); got != want {
 		t.Fatalf("duplicates changed the read model:\ngot  %s\nwant %s", got, want)
 	}
 }
@@ -246,48 +248,48 @@ func deleteGroup(t testing.TB, brokers []string, group string) {
 func TestRunnerRestartMidStream(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 4)
-	pool := newPool(t)
-	st := genStream(t, 23, 3, 80)
-	publish(t, brokers, st.envs)
-	orders := newOrders(t, pool)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 23, 3, 80)
+	publish(t, brokers, st.Envs)
+	orders := readmodelstest.NewOrders(t, pool)
 
 	// First run: stopped (gracefully) somewhere in the middle.
 	r1, stop1 := startRunner(t, projections.RunnerConfig{}, pool, brokers, slow{orders, 5 * time.Millisecond})
 	deadline := time.Now().Add(time.Minute)
-	for r1.Status().Events < int64(len(st.envs)/3) && time.Now().Before(deadline) {
+	for r1.Status().Events < int64(len(st.Envs)/3) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	stop1()
 	first := r1.Status()
-	if first.Events == 0 || first.Events >= int64(len(st.envs)) {
-		t.Fatalf("first run applied %d of %d events; want a stop mid-stream", first.Events, len(st.envs))
+	if first.Events == 0 || first.Events >= int64(len(st.Envs)) {
+		t.Fatalf("first run applied %d of %d events; want a stop mid-stream", first.Events, len(st.Envs))
 	}
 
 	// Second run: picks up where the first stopped.
 	r2, stop2 := startRunner(t, projections.RunnerConfig{}, pool, brokers, orders)
-	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
+	waitCaughtUp(t, pool, brokers, readmodels.NameOrders, time.Minute)
 	stop2()
-	if got := first.Events + r2.Status().Events; got != int64(len(st.envs)) {
-		t.Errorf("runs applied %d + %d events, want %d in all", first.Events, r2.Status().Events, len(st.envs))
+	if got := first.Events + r2.Status().Events; got != int64(len(st.Envs)) {
+		t.Errorf("runs applied %d + %d events, want %d in all", first.Events, r2.Status().Events, len(st.Envs))
 	}
-	want := reference(t, st.envs, 4)
-	if got := snapshot(t, pool); got != want {
+	want := reference(t, st.Envs, 4)
+	if got := readmodelstest.Snapshot(t, pool); got != want {
 		t.Fatalf("after a restart the read model differs:\ngot  %s\nwant %s", got, want)
 	}
 
 	// Third run after losing the group's Kafka offsets: everything is
 	// delivered again, and the checkpoints skip all of it.
-	deleteGroup(t, brokers, projections.NameOrders)
+	deleteGroup(t, brokers, readmodels.NameOrders)
 	r3, stop3 := startRunner(t, projections.RunnerConfig{}, pool, brokers, orders)
-	for r3.Status().Skipped < int64(len(st.envs)) && time.Now().Before(deadline) {
+	for r3.Status().Skipped < int64(len(st.Envs)) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stop3()
-	if s := r3.Status(); s.Skipped != int64(len(st.envs)) || s.Events != 0 {
-		t.Fatalf("replay from offset 0: status %+v, want all %d skipped", s, len(st.envs))
+	if s := r3.Status(); s.Skipped != int64(len(st.Envs)) || s.Events != 0 {
+		t.Fatalf("replay from offset 0: status %+v, want all %d skipped", s, len(st.Envs))
 	}
-	assertMatchesFold(t, pool, st.envs)
-	if got := snapshot(t, pool); got != want {
+	readmodelstest.AssertMatchesFold(t, pool, st.Envs)
+	if got := readmodelstest.Snapshot(t, pool); got != want {
 		t.Fatalf("replay changed the read model:\ngot  %s\nwant %s", got, want)
 	}
 }
@@ -295,26 +297,26 @@ func TestRunnerRestartMidStream(t *testing.T) {
 func TestRunnerPoisonInTheMiddle(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 1) // one partition: everything after the poison waits on it
-	pool := newPool(t)
-	st := genStream(t, 24, 2, 40)
-	mid := len(st.envs) / 2
-	publish(t, brokers, st.envs[:mid])
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 24, 2, 40)
+	mid := len(st.Envs) / 2
+	publish(t, brokers, st.Envs[:mid])
 	produceRaw(t, brokers, []string{"junk"}, []string{"junk-1"}, [][]byte{[]byte("{not an envelope")})
 	unknown := []byte(`{"id":"x/Teleported","type":"Teleported","version":1,"occurred_at":"2025-11-11T20:00:00Z","aggregate_id":"x","payload":{}}`)
 	publish(t, brokers, [][]byte{unknown})
-	publish(t, brokers, st.envs[mid:])
+	publish(t, brokers, st.Envs[mid:])
 
-	r, _ := startRunner(t, projections.RunnerConfig{}, pool, brokers, newOrders(t, pool))
-	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
-	assertMatchesFold(t, pool, st.envs)
-	dl, err := projections.ReadDeadLetters(context.Background(), pool, "", projections.NameOrders, 10)
+	r, _ := startRunner(t, projections.RunnerConfig{}, pool, brokers, readmodelstest.NewOrders(t, pool))
+	waitCaughtUp(t, pool, brokers, readmodels.NameOrders, time.Minute)
+	readmodelstest.AssertMatchesFold(t, pool, st.Envs)
+	dl, err := projections.ReadDeadLetters(context.Background(), pool, "", readmodels.NameOrders, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(dl) != 2 || dl[0].Offset != int64(mid) || dl[1].Offset != int64(mid+1) || dl[1].EventID != "x/Teleported" {
 		t.Fatalf("dead letters %+v, want offsets %d and %d", dl, mid, mid+1)
 	}
-	if s := r.Status(); s.DeadLetters != 2 || s.Events != int64(len(st.envs)) {
+	if s := r.Status(); s.DeadLetters != 2 || s.Events != int64(len(st.Envs)) {
 		t.Fatalf("status %+v", s)
 	}
 }
@@ -335,17 +337,17 @@ func (f flaky) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event) 
 func TestRunnerRetriesTransientErrors(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 4)
-	pool := newPool(t)
-	st := genStream(t, 25, 2, 30)
-	publish(t, brokers, st.envs)
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 25, 2, 30)
+	publish(t, brokers, st.Envs)
 	var n atomic.Int32
 	n.Store(4)
 	cfg := projections.RunnerConfig{RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)}
-	r, _ := startRunner(t, cfg, pool, brokers, flaky{newOrders(t, pool), &n})
-	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
-	assertMatchesFold(t, pool, st.envs)
-	if s := r.Status(); s.Events != int64(len(st.envs)) || s.DeadLetters != 0 || s.LastError != "" {
+	r, _ := startRunner(t, cfg, pool, brokers, flaky{readmodelstest.NewOrders(t, pool), &n})
+	waitCaughtUp(t, pool, brokers, readmodels.NameOrders, time.Minute)
+	readmodelstest.AssertMatchesFold(t, pool, st.Envs)
+	if s := r.Status(); s.Events != int64(len(st.Envs)) || s.DeadLetters != 0 || s.LastError != "" {
 		t.Fatalf("status %+v", s)
 	}
 }
@@ -389,10 +391,10 @@ func (h holding) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event
 func TestRunnerStopFinishesTheBatch(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 4)
-	pool := newPool(t)
-	st := genStream(t, 26, 2, 30)
-	publish(t, brokers, st.envs)
-	h := holding{newOrders(t, pool), make(chan int, 1), make(chan struct{})}
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 26, 2, 30)
+	publish(t, brokers, st.Envs)
+	h := holding{readmodelstest.NewOrders(t, pool), make(chan int, 1), make(chan struct{})}
 	r, stop := startRunner(t, projections.RunnerConfig{}, pool, brokers, h)
 	var n int
 	select {
@@ -427,12 +429,12 @@ func TestRunnerStopFinishesTheBatch(t *testing.T) {
 	}
 
 	// The next run continues after it.
-	r2, _ := startRunner(t, projections.RunnerConfig{}, pool, brokers, newOrders(t, pool))
-	waitCaughtUp(t, pool, brokers, projections.NameOrders, time.Minute)
-	if got := r2.Status().Events; got != int64(len(st.envs)-n) {
-		t.Errorf("second run applied %d, want %d", got, len(st.envs)-n)
+	r2, _ := startRunner(t, projections.RunnerConfig{}, pool, brokers, readmodelstest.NewOrders(t, pool))
+	waitCaughtUp(t, pool, brokers, readmodels.NameOrders, time.Minute)
+	if got := r2.Status().Events; got != int64(len(st.Envs)-n) {
+		t.Errorf("second run applied %d, want %d", got, len(st.Envs)-n)
 	}
-	assertMatchesFold(t, pool, st.envs)
+	readmodelstest.AssertMatchesFold(t, pool, st.Envs)
 }
 
 // TestRunnerStopTimeout: a batch that cannot commit within StopTimeout is
@@ -440,10 +442,10 @@ func TestRunnerStopFinishesTheBatch(t *testing.T) {
 func TestRunnerStopTimeout(t *testing.T) {
 	t.Parallel()
 	brokers := kafkaBrokers(t, 2)
-	pool := newPool(t)
-	st := genStream(t, 27, 1, 10)
-	publish(t, brokers, st.envs)
-	h := holding{newOrders(t, pool), make(chan int, 1), make(chan struct{})} // never released
+	pool := readmodelstest.NewPool(t)
+	st := readmodelstest.Gen(t, 27, 1, 10)
+	publish(t, brokers, st.Envs)
+	h := holding{readmodelstest.NewOrders(t, pool), make(chan int, 1), make(chan struct{})} // never released
 	r, err := projections.NewRunner(projections.RunnerConfig{StopTimeout: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
 		pool, subscriberFactory(brokers), h)
 	if err != nil {

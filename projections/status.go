@@ -276,7 +276,7 @@ func countDeadLetters(ctx context.Context, pool *pgxpool.Pool, table, projection
 	if table == "" {
 		table = DefaultDeadLetterTable
 	}
-	t, err := parseTable(table)
+	t, err := ParseTable(table)
 	if err != nil {
 		return 0, 0, err
 	}

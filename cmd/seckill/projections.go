@@ -13,8 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	// The daily report's time zone must load on hosts without zoneinfo
 	// (slim containers) too.
+	// The daily report's time zone must load on hosts without zoneinfo
 	_ "time/tzdata"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +25,7 @@ import (
 	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/migrations"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 // projectionFlags configure the projections: the live ones of serve and dev,
@@ -84,9 +85,9 @@ func (p *projectionFlags) validate() error {
 // readModels are the read models of a node: the projections, the daily
 // database, the consumers (on a projector) and the monitor of them all.
 type readModels struct {
-	orders    *projections.Orders
-	inventory *projections.Inventory
-	daily     *projections.Daily
+	orders    *readmodels.Orders
+	inventory *readmodels.Inventory
+	daily     *readmodels.Daily
 	pool      *pgxpool.Pool
 	dailyPool *pgxpool.Pool // pool itself when the daily model shares it
 	monitor   *projections.Monitor
@@ -112,15 +113,15 @@ func openReadModels(ctx context.Context, p projectionFlags, ep endpoints, pool *
 	}
 	loc, _ := time.LoadLocation(p.dailyTZ)
 	var err error
-	if rm.orders, err = projections.NewOrders(projections.OrdersConfig{}, pool); err != nil {
+	if rm.orders, err = readmodels.NewOrders(readmodels.OrdersConfig{}, pool); err != nil {
 		rm.close()
 		return nil, err
 	}
-	if rm.inventory, err = projections.NewInventory(projections.InventoryConfig{}, pool); err != nil {
+	if rm.inventory, err = readmodels.NewInventory(readmodels.InventoryConfig{}, pool); err != nil {
 		rm.close()
 		return nil, err
 	}
-	if rm.daily, err = projections.NewDaily(projections.DailyConfig{Location: loc}, rm.dailyPool); err != nil {
+	if rm.daily, err = readmodels.NewDaily(readmodels.DailyConfig{Location: loc}, rm.dailyPool); err != nil {
 		rm.close()
 		return nil, err
 	}
@@ -130,14 +131,14 @@ func openReadModels(ctx context.Context, p projectionFlags, ep endpoints, pool *
 // rebuildable returns the projection called name.
 func (rm *readModels) rebuildable(name string) (projections.Rebuildable, *pgxpool.Pool, error) {
 	switch name {
-	case projections.NameOrders:
+	case readmodels.NameOrders:
 		return rm.orders, rm.pool, nil
-	case projections.NameInventory:
+	case readmodels.NameInventory:
 		return rm.inventory, rm.pool, nil
-	case projections.NameDaily:
+	case readmodels.NameDaily:
 		return rm.daily, rm.dailyPool, nil
 	}
-	return nil, nil, usageError{fmt.Sprintf("unknown projection %q (want %s, %s or %s)", name, projections.NameOrders, projections.NameInventory, projections.NameDaily)}
+	return nil, nil, usageError{fmt.Sprintf("unknown projection %q (want %s, %s or %s)", name, readmodels.NameOrders, readmodels.NameInventory, readmodels.NameDaily)}
 }
 
 // startConsumers makes the consumers of every projection (after creating the
@@ -189,7 +190,7 @@ func (rm *readModels) startMonitor(brokers []string, topic string, reg prometheu
 	for _, t := range []struct {
 		name string
 		pool *pgxpool.Pool
-	}{{projections.NameOrders, rm.pool}, {projections.NameInventory, rm.pool}, {projections.NameDaily, rm.dailyPool}} {
+	}{{readmodels.NameOrders, rm.pool}, {readmodels.NameInventory, rm.pool}, {readmodels.NameDaily, rm.dailyPool}} {
 		tg := projections.Target{Name: t.name, Pool: t.pool}
 		if c, ok := running[t.name]; ok {
 			tg.Runner = c
@@ -374,7 +375,7 @@ func runProjectionsRebuild(ctx context.Context, c cli, args []string) error {
 	}
 	if *rate < 0 {
 		*rate = 0
-		if name == projections.NameDaily {
+		if name == readmodels.NameDaily {
 			*rate = p.dailyRate
 		}
 	}

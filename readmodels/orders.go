@@ -1,4 +1,4 @@
-package projections
+package readmodels
 
 import (
 	"context"
@@ -12,14 +12,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/projections"
 )
 
 // OrdersConfig configures the orders projection.
 type OrdersConfig struct {
-	// OrdersTable is the table of orders ("schema.table" allowed). Default
+	// OrdersTable is the projections.Table of orders ("schema.table" allowed). Default
 	// "orders". A rebuild points it at a shadow table.
 	OrdersTable string
-	// SalesTable is the table of sales. Default "sales".
+	// SalesTable is the projections.Table of sales. Default "sales".
 	SalesTable string
 }
 
@@ -35,10 +36,10 @@ func (c *OrdersConfig) setDefaults() {
 // Validate reports every invalid field, joined.
 func (c OrdersConfig) Validate() error {
 	var errs []error
-	if _, err := parseTable(c.OrdersTable); err != nil {
+	if _, err := projections.ParseTable(c.OrdersTable); err != nil {
 		errs = append(errs, fmt.Errorf("orders table: %w", err))
 	}
-	if _, err := parseTable(c.SalesTable); err != nil {
+	if _, err := projections.ParseTable(c.SalesTable); err != nil {
 		errs = append(errs, fmt.Errorf("sales table: %w", err))
 	}
 	return errors.Join(errs...)
@@ -78,8 +79,8 @@ func NewOrders(cfg OrdersConfig, pool *pgxpool.Pool) (*Orders, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new orders projection: %w", err)
 	}
-	ot, _ := parseTable(cfg.OrdersTable)
-	st, _ := parseTable(cfg.SalesTable)
+	ot, _ := projections.ParseTable(cfg.OrdersTable)
+	st, _ := projections.ParseTable(cfg.SalesTable)
 	return &Orders{pool: pool, cfg: cfg, sql: newOrdersSQL(string(ot), string(st))}, nil
 }
 
@@ -91,10 +92,10 @@ func (o *Orders) Tables() []string { return []string{o.cfg.OrdersTable, o.cfg.Sa
 
 // InSchema returns the orders projection over tables of the same names in
 // schema, for a rebuild.
-func (o *Orders) InSchema(schema string) (Projection, error) {
+func (o *Orders) InSchema(schema string) (projections.Projection, error) {
 	return NewOrders(OrdersConfig{
-		OrdersTable: inSchema(schema, o.cfg.OrdersTable),
-		SalesTable:  inSchema(schema, o.cfg.SalesTable),
+		OrdersTable: projections.InSchema(schema, o.cfg.OrdersTable),
+		SalesTable:  projections.InSchema(schema, o.cfg.SalesTable),
 	}, o.pool)
 }
 
@@ -257,7 +258,7 @@ func orderBit(typ string) uint8 {
 // Apply applies batch through tx in one round trip of at most two
 // statements: one upsert of every order the batch touches and one of every
 // sale, each row written once however many of its events the batch holds.
-func (o *Orders) Apply(ctx context.Context, tx pgx.Tx, batch []Event) error {
+func (o *Orders) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event) error {
 	orders := map[string]*orderDelta{}
 	var orderIDs []string // first-seen order, so statements are deterministic
 	sales := map[string]*saleDelta{}

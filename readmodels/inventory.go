@@ -1,4 +1,4 @@
-package projections
+package readmodels
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/projections"
 )
 
 // InventoryConfig configures the inventory projection.
@@ -34,10 +35,10 @@ func (c *InventoryConfig) setDefaults() {
 // Validate reports every invalid field, joined.
 func (c InventoryConfig) Validate() error {
 	var errs []error
-	if _, err := parseTable(c.Table); err != nil {
+	if _, err := projections.ParseTable(c.Table); err != nil {
 		errs = append(errs, fmt.Errorf("inventory table: %w", err))
 	}
-	if _, err := parseTable(c.OrdersTable); err != nil {
+	if _, err := projections.ParseTable(c.OrdersTable); err != nil {
 		errs = append(errs, fmt.Errorf("inventory orders table: %w", err))
 	}
 	return errors.Join(errs...)
@@ -73,8 +74,8 @@ func NewInventory(cfg InventoryConfig, pool *pgxpool.Pool) (*Inventory, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new inventory projection: %w", err)
 	}
-	inv, _ := parseTable(cfg.Table)
-	ords, _ := parseTable(cfg.OrdersTable)
+	inv, _ := projections.ParseTable(cfg.Table)
+	ords, _ := projections.ParseTable(cfg.OrdersTable)
 	p := &Inventory{pool: pool, cfg: cfg}
 	// old is read in the statement's snapshot, before marks sets the bits,
 	// so fresh is exactly the bits this statement sets: the events counted
@@ -131,10 +132,10 @@ func (p *Inventory) Tables() []string { return []string{p.cfg.Table, p.cfg.Order
 
 // InSchema returns the inventory projection over tables of the same names in
 // schema, for a rebuild.
-func (p *Inventory) InSchema(schema string) (Projection, error) {
+func (p *Inventory) InSchema(schema string) (projections.Projection, error) {
 	return NewInventory(InventoryConfig{
-		Table:       inSchema(schema, p.cfg.Table),
-		OrdersTable: inSchema(schema, p.cfg.OrdersTable),
+		Table:       projections.InSchema(schema, p.cfg.Table),
+		OrdersTable: projections.InSchema(schema, p.cfg.OrdersTable),
 	}, p.pool)
 }
 
@@ -149,7 +150,7 @@ type invOrder struct {
 // Apply applies batch through tx in one round trip: one statement counts
 // the order events not counted before, grouped by sale, and one applies the
 // sale events.
-func (p *Inventory) Apply(ctx context.Context, tx pgx.Tx, batch []Event) error {
+func (p *Inventory) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event) error {
 	orders := map[string]*invOrder{}
 	var orderIDs []string
 	type invSale struct {

@@ -1,4 +1,4 @@
-package projections_test
+package readmodelstest
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
-	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
-// bizZone is the business time zone of the daily tests: UTC+3, so a log
+// BizZone is the business time zone of the daily tests: UTC+3, so a log
 // that starts at 20:00 UTC (23:00 there) crosses midnight within an hour.
-var bizZone = func() *time.Location {
+var BizZone = func() *time.Location {
 	l, err := time.LoadLocation("Europe/Moscow")
 	if err != nil {
 		return time.FixedZone("UTC+3", 3*3600)
@@ -24,18 +24,20 @@ var bizZone = func() *time.Location {
 	return l
 }()
 
-func newInventory(t testing.TB, pool *pgxpool.Pool) *projections.Inventory {
+// NewInventory returns the inventory projection over the default tables.
+func NewInventory(t testing.TB, pool *pgxpool.Pool) *readmodels.Inventory {
 	t.Helper()
-	p, err := projections.NewInventory(projections.InventoryConfig{}, pool)
+	p, err := readmodels.NewInventory(readmodels.InventoryConfig{}, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func newDaily(t testing.TB, pool *pgxpool.Pool) *projections.Daily {
+// NewDaily returns the daily projection over the default tables, in BizZone.
+func NewDaily(t testing.TB, pool *pgxpool.Pool) *readmodels.Daily {
 	t.Helper()
-	p, err := projections.NewDaily(projections.DailyConfig{Location: bizZone}, pool)
+	p, err := readmodels.NewDaily(readmodels.DailyConfig{Location: BizZone}, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +84,11 @@ func foldInventory(f *domain.Fold) map[string]invRow {
 	return out
 }
 
-// assertInventoryMatchesFold checks the inventory table, and what
+// AssertInventoryMatchesFold checks the inventory table, and what
 // GetInventory answers, against the fold of envs.
-func assertInventoryMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
+func AssertInventoryMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
 	t.Helper()
-	f := fold(t, envs)
+	f := Fold(t, envs)
 	got, want := readInventory(t, pool), foldInventory(f)
 	for id, w := range want {
 		if g := got[id]; g != w {
@@ -98,7 +100,7 @@ func assertInventoryMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte)
 			t.Errorf("inventory of %s: in the table, not in the fold", id)
 		}
 	}
-	inv := newInventory(t, pool)
+	inv := NewInventory(t, pool)
 	for id, s := range f.Sales {
 		v, err := inv.GetInventory(context.Background(), id)
 		if !s.Known {
@@ -130,11 +132,13 @@ type dailyOrderRow struct {
 	Day                               string
 }
 
-type summaryKey struct{ Day, Sale string }
+// SummaryKey is a row of the daily summary: a business day and a sale.
+type SummaryKey struct{ Day, Sale string }
 
-type summaryRow struct{ Placed, Paid, Expired, Revenue, Buyers int64 }
+// SummaryRow is what the daily summary counts for a SummaryKey.
+type SummaryRow struct{ Placed, Paid, Expired, Revenue, Buyers int64 }
 
-func readDaily(t testing.TB, pool *pgxpool.Pool) (map[string]dailyOrderRow, map[summaryKey]summaryRow) {
+func readDaily(t testing.TB, pool *pgxpool.Pool) (map[string]dailyOrderRow, map[SummaryKey]SummaryRow) {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := pool.Query(ctx, `SELECT order_no, user_id, item_id, quantity, unit_price_cents, total_cents, status,
@@ -165,10 +169,10 @@ func readDaily(t testing.TB, pool *pgxpool.Pool) (map[string]dailyOrderRow, map[
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := map[summaryKey]summaryRow{}
+	sum := map[SummaryKey]SummaryRow{}
 	for rows.Next() {
-		var k summaryKey
-		var r summaryRow
+		var k SummaryKey
+		var r SummaryRow
 		if err := rows.Scan(&k.Day, &k.Sale, &r.Placed, &r.Paid, &r.Expired, &r.Revenue, &r.Buyers); err != nil {
 			t.Fatal(err)
 		}
@@ -182,21 +186,21 @@ func readDaily(t testing.TB, pool *pgxpool.Pool) (map[string]dailyOrderRow, map[
 
 func dayIn(t time.Time, loc *time.Location) string { return t.In(loc).Format(time.DateOnly) }
 
-// foldDaily is what the daily tables must hold for the fold f.
-func foldDaily(f *domain.Fold, loc *time.Location) (map[string]dailyOrderRow, map[summaryKey]summaryRow) {
+// FoldDaily is what the daily tables must hold for the fold f.
+func FoldDaily(f *domain.Fold, loc *time.Location) (map[string]dailyOrderRow, map[SummaryKey]SummaryRow) {
 	orders := map[string]dailyOrderRow{}
-	sum := map[summaryKey]summaryRow{}
-	buyers := map[summaryKey]map[string]bool{}
+	sum := map[SummaryKey]SummaryRow{}
+	buyers := map[SummaryKey]map[string]bool{}
 	for id, o := range f.Orders {
 		if o.PlacedAt.IsZero() && o.PaidAt.IsZero() && o.ExpiredAt.IsZero() {
 			continue // only a reservation so far
 		}
 		r := dailyOrderRow{User: o.UserID, Item: o.SaleID, Quantity: o.Quantity, UnitPrice: o.PriceCents, Total: o.AmountCents,
-			Status: projections.DailyStatus(o.Status), PaymentRef: o.PaymentRef,
-			PayBy: us(o.PayBy), PlacedAt: us(o.PlacedAt), PaidAt: us(o.PaidAt), ClosedAt: us(o.ExpiredAt)}
+			Status: readmodels.DailyStatus(o.Status), PaymentRef: o.PaymentRef,
+			PayBy: US(o.PayBy), PlacedAt: US(o.PlacedAt), PaidAt: US(o.PaidAt), ClosedAt: US(o.ExpiredAt)}
 		if !o.PlacedAt.IsZero() {
-			r.Day = dayIn(us(o.PlacedAt), loc)
-			k := summaryKey{r.Day, o.SaleID}
+			r.Day = dayIn(US(o.PlacedAt), loc)
+			k := SummaryKey{r.Day, o.SaleID}
 			s := sum[k]
 			s.Placed++
 			sum[k] = s
@@ -206,14 +210,14 @@ func foldDaily(f *domain.Fold, loc *time.Location) (map[string]dailyOrderRow, ma
 			buyers[k][o.UserID] = true
 		}
 		if !o.PaidAt.IsZero() {
-			k := summaryKey{dayIn(us(o.PaidAt), loc), o.SaleID}
+			k := SummaryKey{dayIn(US(o.PaidAt), loc), o.SaleID}
 			s := sum[k]
 			s.Paid++
 			s.Revenue += o.AmountCents
 			sum[k] = s
 		}
 		if !o.ExpiredAt.IsZero() {
-			k := summaryKey{dayIn(us(o.ExpiredAt), loc), o.SaleID}
+			k := SummaryKey{dayIn(US(o.ExpiredAt), loc), o.SaleID}
 			s := sum[k]
 			s.Expired++
 			sum[k] = s
@@ -228,10 +232,12 @@ func foldDaily(f *domain.Fold, loc *time.Location) (map[string]dailyOrderRow, ma
 	return orders, sum
 }
 
-func assertDailyMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte, loc *time.Location) {
+// AssertDailyMatchesFold checks the daily tables against the fold of envs,
+// with business days in loc.
+func AssertDailyMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte, loc *time.Location) {
 	t.Helper()
 	gotOrders, gotSum := readDaily(t, pool)
-	wantOrders, wantSum := foldDaily(fold(t, envs), loc)
+	wantOrders, wantSum := FoldDaily(Fold(t, envs), loc)
 	diff := 0
 	report := func(format string, args ...any) {
 		if diff++; diff <= 10 {
@@ -254,7 +260,7 @@ func assertDailyMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte, loc
 		}
 	}
 	for k, g := range gotSum {
-		if _, ok := wantSum[k]; !ok && g != (summaryRow{}) {
+		if _, ok := wantSum[k]; !ok && g != (SummaryRow{}) {
 			report("summary %v: %+v in the table, not in the fold", k, g)
 		}
 	}
@@ -263,9 +269,9 @@ func assertDailyMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte, loc
 	}
 }
 
-// snapshotAll is every read model table as text, without updated_at, for
+// SnapshotAll is every read model table as text, without updated_at, for
 // "identical to a clean pass" checks.
-func snapshotAll(t testing.TB, pool *pgxpool.Pool) string {
+func SnapshotAll(t testing.TB, pool *pgxpool.Pool) string {
 	t.Helper()
 	var out string
 	for _, table := range []string{"orders", "sales", "inventory", "inventory_orders", "daily_orders", "daily_sales", "daily_buyers", "daily_summary"} {
@@ -280,139 +286,22 @@ func snapshotAll(t testing.TB, pool *pgxpool.Pool) string {
 	return out
 }
 
-// dupStream is st with events published again, right away or a little later
+// Dup is s with events published again, right away or a little later
 // (after later events of the same aggregate), as an at-least-once relay does.
-func dupStream(st *stream, seed uint64) *stream {
-	dup := &stream{}
+func (s *Stream) Dup(seed uint64) *Stream {
+	dup := &Stream{}
 	rng := rand.New(rand.NewPCG(seed, seed+1))
-	for i := range st.envs {
-		dup.envs, dup.keys = append(dup.envs, st.envs[i]), append(dup.keys, st.keys[i])
+	for i := range s.Envs {
+		dup.Envs, dup.Keys = append(dup.Envs, s.Envs[i]), append(dup.Keys, s.Keys[i])
 		if rng.IntN(3) == 0 {
-			j := min(len(st.envs)-1, i+rng.IntN(30))
+			j := min(len(s.Envs)-1, i+rng.IntN(30))
 			for k := i + 1; k <= j; k++ {
-				if st.keys[k] == st.keys[i] {
-					dup.envs, dup.keys = append(dup.envs, st.envs[k]), append(dup.keys, st.keys[k])
+				if s.Keys[k] == s.Keys[i] {
+					dup.Envs, dup.Keys = append(dup.Envs, s.Envs[k]), append(dup.Keys, s.Keys[k])
 				}
 			}
-			dup.envs, dup.keys = append(dup.envs, st.envs[i]), append(dup.keys, st.keys[i])
+			dup.Envs, dup.Keys = append(dup.Envs, s.Envs[i]), append(dup.Keys, s.Keys[i])
 		}
 	}
 	return dup
-}
-
-func TestInventoryMatchesFold(t *testing.T) {
-	t.Parallel()
-	pool := newPool(t)
-	a := newApplier(t, pool, newInventory(t, pool))
-	st := genStream(t, 41, 5, 60)
-	recs := st.records(topic, 8)
-	rng := rand.New(rand.NewPCG(4, 1))
-	half := len(recs) / 2
-	applyAll(t, a, runnerBatches(recs[:half], rng))
-	assertInventoryMatchesFold(t, pool, st.envs[:half]) // a prefix of the log: the fold of that prefix
-	applyAll(t, a, [][]projections.Record{recs[half:]})
-	assertInventoryMatchesFold(t, pool, st.envs)
-}
-
-func TestInventoryDuplicatesAtOtherOffsets(t *testing.T) {
-	t.Parallel()
-	st := genStream(t, 42, 3, 60)
-	dup := dupStream(st, 43)
-	pool := newPool(t)
-	a := newApplier(t, pool, newInventory(t, pool))
-	rng := rand.New(rand.NewPCG(1, 9))
-	recs := dup.records(topic, 4)
-	// Small batches and big ones: a duplicate in the same batch and in a
-	// later one must both count once.
-	applyAll(t, a, runnerBatches(recs[:len(recs)/2], rng))
-	applyAll(t, a, [][]projections.Record{recs[len(recs)/2:]})
-	assertInventoryMatchesFold(t, pool, st.envs)
-}
-
-// TestReadModelsApplyIsIdempotent calls the projections directly, without
-// checkpoints: every event twice in one batch, then the whole log again.
-func TestReadModelsApplyIsIdempotent(t *testing.T) {
-	t.Parallel()
-	pool := newPool(t)
-	st := genStreamTicks(t, 44, 3, 40, 90*time.Second)
-	var events []projections.Event
-	for i, b := range st.envs {
-		env, ev, err := domain.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := projections.Event{Envelope: env, Event: ev, Topic: topic, Offset: int64(i)}
-		events = append(events, e, e)
-	}
-	ctx := context.Background()
-	for _, p := range []projections.Projection{newOrders(t, pool), newInventory(t, pool), newDaily(t, pool)} {
-		for range 2 {
-			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return p.Apply(ctx, tx, events) }); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// And one event at a time, again.
-		for _, e := range events[:200] {
-			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return p.Apply(ctx, tx, []projections.Event{e}) }); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	assertMatchesFold(t, pool, st.envs)
-	assertInventoryMatchesFold(t, pool, st.envs)
-	assertDailyMatchesFold(t, pool, st.envs, bizZone)
-}
-
-func TestDailyMatchesFold(t *testing.T) {
-	t.Parallel()
-	// Events up to 90 s apart: the log spans days in Moscow.
-	st := genStreamTicks(t, 45, 4, 60, 90*time.Second)
-	f := fold(t, st.envs)
-	_, sum := foldDaily(f, bizZone)
-	days := map[string]bool{}
-	for k := range sum {
-		days[k.Day] = true
-	}
-	if len(days) < 2 {
-		t.Fatalf("generated log spans %d business days; want several", len(days))
-	}
-	dup := dupStream(st, 46)
-	pool := newPool(t)
-	a := newApplier(t, pool, newDaily(t, pool))
-	recs := dup.records(topic, 4)
-	applyAll(t, a, runnerBatches(recs[:len(recs)/3], rand.New(rand.NewPCG(3, 3))))
-	applyAll(t, a, [][]projections.Record{recs[len(recs)/3:]})
-	assertDailyMatchesFold(t, pool, st.envs, bizZone)
-
-	// The report: the summary rows with the sale's name and currency.
-	d := newDaily(t, pool)
-	from, _ := time.Parse(time.DateOnly, "2025-11-01")
-	to, _ := time.Parse(time.DateOnly, "2025-12-31")
-	rows, err := d.DailyReport(context.Background(), from, to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != len(sum) {
-		t.Fatalf("report has %d rows, want %d", len(rows), len(sum))
-	}
-	for _, r := range rows {
-		w := sum[summaryKey{r.Day, r.SaleID}]
-		if r.Placed != w.Placed || r.Paid != w.Paid || r.Expired != w.Expired || r.RevenueCents != w.Revenue || r.Buyers != w.Buyers {
-			t.Errorf("report row %+v, fold %+v", r, w)
-		}
-		if s := f.Sales[r.SaleID]; r.SaleName != s.Name || r.Currency != s.Currency {
-			t.Errorf("report row %+v: sale %q %q", r, s.Name, s.Currency)
-		}
-	}
-	// A range of one day has that day only.
-	day, _ := time.Parse(time.DateOnly, rows[0].Day)
-	one, err := d.DailyReport(context.Background(), day, day)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range one {
-		if r.Day != rows[0].Day {
-			t.Fatalf("one-day report has day %s", r.Day)
-		}
-	}
 }

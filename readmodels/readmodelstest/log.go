@@ -1,4 +1,8 @@
-package projections_test
+// Package readmodelstest holds what the tests of the projection engine and of
+// the read models share: a generated log that a fold can check, its layout on
+// partitions, the engine driven by hand, and checks that each read model's
+// tables equal the fold of the log they were built from.
+package readmodelstest
 
 import (
 	"context"
@@ -13,17 +17,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/migrations"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
-// testTime is an arbitrary instant with nanoseconds, which Postgres drops.
-var testTime = time.Date(2025, 11, 11, 20, 0, 0, 123456789, time.UTC)
+// Time is an arbitrary instant with nanoseconds, which Postgres drops.
+var Time = time.Date(2025, 11, 11, 20, 0, 0, 123456789, time.UTC)
 
-// newPool returns a pool on a fresh, migrated database.
-func newPool(t testing.TB) *pgxpool.Pool {
+// NewPool returns a pool on a fresh, migrated database.
+func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	dsn := postgresDSN(t)
+	dsn := testenv.Postgres(t)
 	ctx := context.Background()
 	if err := migrations.Up(ctx, dsn); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -36,42 +42,45 @@ func newPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-func newOrders(t testing.TB, pool *pgxpool.Pool) *projections.Orders {
+// NewOrders returns the orders projection over the default tables.
+func NewOrders(t testing.TB, pool *pgxpool.Pool) *readmodels.Orders {
 	t.Helper()
-	o, err := projections.NewOrders(projections.OrdersConfig{}, pool)
+	o, err := readmodels.NewOrders(readmodels.OrdersConfig{}, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return o
 }
 
-// stream is a generated log: the envelopes in the order they are written.
-type stream struct {
-	envs [][]byte
-	keys []string
+// Stream is a generated log: the envelopes in the order they are written,
+// and their keys (aggregate ids).
+type Stream struct {
+	Envs [][]byte
+	Keys []string
 }
 
-func (s *stream) add(t testing.TB, e domain.Event, at time.Time) {
+// Add appends e, occurred at at.
+func (s *Stream) Add(t testing.TB, e domain.Event, at time.Time) {
 	t.Helper()
 	b, err := domain.Encode(e, at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.envs = append(s.envs, b)
-	s.keys = append(s.keys, e.AggregateID())
+	s.Envs = append(s.Envs, b)
+	s.Keys = append(s.Keys, e.AggregateID())
 }
 
-// genStream writes a plausible log: sales with orders that get paid, expire
+// Gen writes a plausible log: sales with orders that get paid, expire
 // (and release their stock) or stay reserved, and some sales that end. Events
 // of one aggregate keep their order; aggregates interleave at random.
-func genStream(t testing.TB, seed uint64, sales, ordersPerSale int) *stream {
+func Gen(t testing.TB, seed uint64, sales, ordersPerSale int) *Stream {
 	t.Helper()
-	return genStreamTicks(t, seed, sales, ordersPerSale, 5*time.Millisecond)
+	return GenTicks(t, seed, sales, ordersPerSale, 5*time.Millisecond)
 }
 
-// genStreamTicks is genStream with events up to maxTick apart (the daily
+// GenTicks is Gen with events up to maxTick apart (the daily
 // tests spread a log over several days).
-func genStreamTicks(t testing.TB, seed uint64, sales, ordersPerSale int, maxTick time.Duration) *stream {
+func GenTicks(t testing.TB, seed uint64, sales, ordersPerSale int, maxTick time.Duration) *Stream {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	base := time.Date(2025, 11, 11, 20, 0, 0, 0, time.UTC)
@@ -115,11 +124,11 @@ func genStreamTicks(t testing.TB, seed uint64, sales, ordersPerSale int, maxTick
 			sa.evs = append(sa.evs, domain.SaleEnded{SaleID: saleID, Unsold: 3, Reason: domain.EndReasonEarly})
 		}
 	}
-	st := &stream{}
+	st := &Stream{}
 	// The sale's SaleCreated goes first, as the gate does it; the rest interleave.
 	for _, a := range aggs {
 		if _, ok := a.evs[0].(domain.SaleCreated); ok {
-			st.add(t, a.evs[0], tick())
+			st.Add(t, a.evs[0], tick())
 			a.evs = a.evs[1:]
 		}
 	}
@@ -130,14 +139,14 @@ func genStreamTicks(t testing.TB, seed uint64, sales, ordersPerSale int, maxTick
 			live = slices.Delete(live, i, i+1)
 			continue
 		}
-		st.add(t, a.evs[0], tick())
+		st.Add(t, a.evs[0], tick())
 		a.evs = a.evs[1:]
 	}
 	return st
 }
 
-// fold folds envelopes as the audit does.
-func fold(t testing.TB, envs [][]byte) *domain.Fold {
+// Fold folds envelopes as the audit does.
+func Fold(t testing.TB, envs [][]byte) *domain.Fold {
 	t.Helper()
 	f := domain.NewFold()
 	for _, b := range envs {
@@ -150,21 +159,21 @@ func fold(t testing.TB, envs [][]byte) *domain.Fold {
 	return f
 }
 
-// partitionOf spreads keys over n partitions the way a keyed producer does
+// PartitionOf spreads keys over n partitions the way a keyed producer does
 // (any stable hash will do for tests that bypass Kafka).
-func partitionOf(key string, n int) int32 {
+func PartitionOf(key string, n int) int32 {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return int32(h.Sum32() % uint32(n))
 }
 
-// records lays the stream out on n partitions, as Kafka would.
-func (s *stream) records(topic string, n int) []projections.Record {
+// Records lays the stream out on n partitions, as Kafka would.
+func (s *Stream) Records(topic string, n int) []projections.Record {
 	next := make([]int64, n)
-	out := make([]projections.Record, len(s.envs))
-	for i, b := range s.envs {
-		p := partitionOf(s.keys[i], n)
-		out[i] = projections.Record{Topic: topic, Partition: p, Offset: next[p], Key: []byte(s.keys[i]), Value: b}
+	out := make([]projections.Record, len(s.Envs))
+	for i, b := range s.Envs {
+		p := PartitionOf(s.Keys[i], n)
+		out[i] = projections.Record{Topic: topic, Partition: p, Offset: next[p], Key: []byte(s.Keys[i]), Value: b}
 		next[p]++
 	}
 	return out
@@ -189,18 +198,19 @@ type saleRow struct {
 	Unsold                                      int64
 }
 
-// us is t as Postgres keeps it: microseconds, UTC.
-func us(t time.Time) time.Time {
+// US is t as Postgres keeps it: microseconds, UTC.
+func US(t time.Time) time.Time {
 	if t.IsZero() {
 		return t
 	}
 	return t.UTC().Truncate(time.Microsecond)
 }
 
-func historyString(h []domain.HistoryEntry) string {
+// HistoryString is h as comparable text, times as Postgres keeps them.
+func HistoryString(h []domain.HistoryEntry) string {
 	parts := make([]string, len(h))
 	for i, e := range h {
-		parts[i] = e.Type + "@" + us(e.At).Format(time.RFC3339Nano)
+		parts[i] = e.Type + "@" + US(e.At).Format(time.RFC3339Nano)
 	}
 	return strings.Join(parts, ",")
 }
@@ -229,7 +239,7 @@ func readModel(t testing.TB, pool *pgxpool.Pool) (map[string]orderRow, map[strin
 				*dst = src.UTC()
 			}
 		}
-		r.History = historyString(h)
+		r.History = HistoryString(h)
 		orders[id] = r
 	}
 	if err := rows.Err(); err != nil {
@@ -270,8 +280,8 @@ func foldModel(f *domain.Fold) (map[string]orderRow, map[string]saleRow) {
 		orders[id] = orderRow{
 			SaleID: o.SaleID, UserID: o.UserID, Quantity: o.Quantity, PriceCents: o.PriceCents, AmountCents: o.AmountCents,
 			Status: o.Status, PaymentRef: o.PaymentRef,
-			PayBy: us(o.PayBy), PlacedAt: us(o.PlacedAt), PaidAt: us(o.PaidAt), ExpiredAt: us(o.ExpiredAt),
-			History: historyString(o.History),
+			PayBy: US(o.PayBy), PlacedAt: US(o.PlacedAt), PaidAt: US(o.PaidAt), ExpiredAt: US(o.ExpiredAt),
+			History: HistoryString(o.History),
 		}
 	}
 	sales := map[string]saleRow{}
@@ -281,28 +291,28 @@ func foldModel(f *domain.Fold) (map[string]orderRow, map[string]saleRow) {
 		}
 		sales[id] = saleRow{
 			Name: s.Name, Currency: s.Currency, Stock: s.Stock, PriceCents: s.PriceCents, PerUserLimit: s.PerUserLimit, PayWithinS: s.PayWithinS,
-			StartsAt: us(s.StartsAt), EndsAt: us(s.EndsAt), Ended: s.Ended, EndReason: s.EndReason, Unsold: s.Unsold,
+			StartsAt: US(s.StartsAt), EndsAt: US(s.EndsAt), Ended: s.Ended, EndReason: s.EndReason, Unsold: s.Unsold,
 		}
 	}
 	return orders, sales
 }
 
-// assertMatchesFold checks that the orders and sales tables hold exactly
+// AssertMatchesFold checks that the orders and sales tables hold exactly
 // what folding envs gives: the same rows, field by field. The log must be
 // sound (no invariant broken), so the test cannot pass on a broken generator.
-func assertMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
+func AssertMatchesFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
 	t.Helper()
-	if v := fold(t, envs).Violations(); len(v) > 0 {
+	if v := Fold(t, envs).Violations(); len(v) > 0 {
 		t.Fatalf("generated log breaks invariants: %v", v)
 	}
-	assertRowsMatchFold(t, pool, envs)
+	AssertRowsMatchFold(t, pool, envs)
 }
 
-// assertRowsMatchFold is assertMatchesFold for logs that are incomplete on
+// AssertRowsMatchFold is AssertMatchesFold for logs that are incomplete on
 // purpose.
-func assertRowsMatchFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
+func AssertRowsMatchFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
 	t.Helper()
-	f := fold(t, envs)
+	f := Fold(t, envs)
 	wantOrders, wantSales := foldModel(f)
 	gotOrders, gotSales := readModel(t, pool)
 	diff := 0
@@ -345,9 +355,9 @@ func assertRowsMatchFold(t testing.TB, pool *pgxpool.Pool, envs [][]byte) {
 	}
 }
 
-// snapshot is the whole read model as text, for "identical" checks that
+// Snapshot is the whole orders read model as text, for "identical" checks that
 // include columns the fold does not know (created_at, ended_at, ...).
-func snapshot(t testing.TB, pool *pgxpool.Pool) string {
+func Snapshot(t testing.TB, pool *pgxpool.Pool) string {
 	t.Helper()
 	var s string
 	err := pool.QueryRow(context.Background(), `SELECT

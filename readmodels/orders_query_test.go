@@ -1,4 +1,4 @@
-package projections_test
+package readmodels_test
 
 import (
 	"context"
@@ -11,18 +11,20 @@ import (
 
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
+	"github.com/seckill/seckill/readmodels/readmodelstest"
 )
 
 func TestOrderQueries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t)
-	o := newOrders(t, pool)
-	st := genStream(t, 31, 3, 40)
-	if _, err := newApplier(t, pool, o).Apply(ctx, st.records(topic, 4)); err != nil {
+	pool := readmodelstest.NewPool(t)
+	o := readmodelstest.NewOrders(t, pool)
+	st := readmodelstest.Gen(t, 31, 3, 40)
+	if _, err := readmodelstest.NewApplier(t, pool, o).Apply(ctx, st.Records(topic, 4)); err != nil {
 		t.Fatal(err)
 	}
-	f := fold(t, st.envs)
+	f := readmodelstest.Fold(t, st.Envs)
 
 	// GetOrder answers what the fold says, for every order.
 	byUser := map[string][]*domain.OrderState{}
@@ -33,9 +35,9 @@ func TestOrderQueries(t *testing.T) {
 		}
 		if got.OrderID != id || got.SaleID != want.SaleID || got.UserID != want.UserID || got.Status != want.Status ||
 			got.Quantity != want.Quantity || got.AmountCents != want.AmountCents || got.PaymentRef != want.PaymentRef ||
-			!got.PayBy.Equal(us(want.PayBy)) || !got.PlacedAt.Equal(us(want.PlacedAt)) ||
-			!got.PaidAt.Equal(us(want.PaidAt)) || !got.ExpiredAt.Equal(us(want.ExpiredAt)) ||
-			historyString(got.History) != historyString(want.History) {
+			!got.PayBy.Equal(readmodelstest.US(want.PayBy)) || !got.PlacedAt.Equal(readmodelstest.US(want.PlacedAt)) ||
+			!got.PaidAt.Equal(readmodelstest.US(want.PaidAt)) || !got.ExpiredAt.Equal(readmodelstest.US(want.ExpiredAt)) ||
+			readmodelstest.HistoryString(got.History) != readmodelstest.HistoryString(want.History) {
 			t.Fatalf("order %s:\n got  %+v\n fold %+v", id, got, want)
 		}
 		byUser[want.UserID] = append(byUser[want.UserID], want)
@@ -53,7 +55,7 @@ func TestOrderQueries(t *testing.T) {
 		if len(got) != len(want) {
 			t.Fatalf("user %s: %d orders, want %d", user, len(got), len(want))
 		}
-		if !slices.IsSortedFunc(got, func(a, b projections.OrderView) int { return b.PlacedAt.Compare(a.PlacedAt) }) {
+		if !slices.IsSortedFunc(got, func(a, b readmodels.OrderView) int { return b.PlacedAt.Compare(a.PlacedAt) }) {
 			t.Fatalf("user %s: orders not newest first", user)
 		}
 		if len(want) > 1 {
@@ -97,13 +99,13 @@ func TestOrderQueries(t *testing.T) {
 func TestQueriesHideUnfinishedRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t)
-	o := newOrders(t, pool)
-	st := &stream{}
-	at := us(testTime)
-	st.add(t, domain.StockReserved{SaleID: "s1", OrderID: "s1-a", UserID: "u1", Quantity: 1}, at)
-	st.add(t, domain.SaleEnded{SaleID: "s2", Unsold: 1, Reason: domain.EndReasonWindowClosed}, at)
-	if _, err := newApplier(t, pool, o).Apply(ctx, st.records(topic, 1)); err != nil {
+	pool := readmodelstest.NewPool(t)
+	o := readmodelstest.NewOrders(t, pool)
+	st := &readmodelstest.Stream{}
+	at := readmodelstest.US(readmodelstest.Time)
+	st.Add(t, domain.StockReserved{SaleID: "s1", OrderID: "s1-a", UserID: "u1", Quantity: 1}, at)
+	st.Add(t, domain.SaleEnded{SaleID: "s2", Unsold: 1, Reason: domain.EndReasonWindowClosed}, at)
+	if _, err := readmodelstest.NewApplier(t, pool, o).Apply(ctx, st.Records(topic, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := o.GetOrder(ctx, "s1-a"); !errors.Is(err, domain.ErrOrderNotFound) {
@@ -115,13 +117,13 @@ func TestQueriesHideUnfinishedRows(t *testing.T) {
 	if _, err := o.GetSale(ctx, "s2"); !errors.Is(err, domain.ErrSaleNotFound) {
 		t.Fatalf("ended, not created: err %v", err)
 	}
-	assertRowsMatchFold(t, pool, st.envs) // the rows are there all the same
+	readmodelstest.AssertRowsMatchFold(t, pool, st.Envs) // the rows are there all the same
 }
 
 func TestOrderViewJSON(t *testing.T) {
 	t.Parallel()
-	b, err := json.Marshal(projections.OrderView{OrderID: "s-1", Status: domain.StatusPaid, PaidAt: testTime,
-		History: []domain.HistoryEntry{{Type: domain.TypeOrderPlaced, At: testTime}}})
+	b, err := json.Marshal(readmodels.OrderView{OrderID: "s-1", Status: domain.StatusPaid, PaidAt: readmodelstest.Time,
+		History: []domain.HistoryEntry{{Type: domain.TypeOrderPlaced, At: readmodelstest.Time}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +147,7 @@ func TestOrderViewJSON(t *testing.T) {
 func TestShadowTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := readmodelstest.NewPool(t)
 	_, err := pool.Exec(ctx, `CREATE SCHEMA shadow;
 		CREATE TABLE shadow.orders (LIKE public.orders INCLUDING ALL);
 		CREATE TABLE shadow.sales (LIKE public.sales INCLUDING ALL);
@@ -154,7 +156,7 @@ func TestShadowTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := projections.NewOrders(projections.OrdersConfig{OrdersTable: "shadow.orders", SalesTable: "shadow.sales"}, pool)
+	o, err := readmodels.NewOrders(readmodels.OrdersConfig{OrdersTable: "shadow.orders", SalesTable: "shadow.sales"}, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +166,8 @@ func TestShadowTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := genStream(t, 32, 2, 30)
-	recs := st.records(topic, 4)
+	st := readmodelstest.Gen(t, 32, 2, 30)
+	recs := st.Records(topic, 4)
 	recs = append(recs[:10:10], append([]projections.Record{{Topic: topic, Partition: 9, Offset: 0, Value: []byte("junk")}}, recs[10:]...)...)
 	if _, err := a.Apply(ctx, recs); err != nil {
 		t.Fatal(err)
@@ -173,10 +175,10 @@ func TestShadowTables(t *testing.T) {
 	if got, _ := o.ListSales(ctx, 0); len(got) != 2 {
 		t.Fatalf("shadow sales: %d, want 2", len(got))
 	}
-	if pos, _ := projections.ReadPositions(ctx, pool, "shadow.projection_checkpoints", projections.NameOrders); len(pos) != 5 {
+	if pos, _ := projections.ReadPositions(ctx, pool, "shadow.projection_checkpoints", readmodels.NameOrders); len(pos) != 5 {
 		t.Fatalf("shadow positions: %+v", pos)
 	}
-	if dl, _ := projections.ReadDeadLetters(ctx, pool, "shadow.projection_dead_letters", projections.NameOrders, 0); len(dl) != 1 {
+	if dl, _ := projections.ReadDeadLetters(ctx, pool, "shadow.projection_dead_letters", readmodels.NameOrders, 0); len(dl) != 1 {
 		t.Fatalf("shadow dead letters: %+v", dl)
 	}
 	var live int
@@ -192,10 +194,10 @@ func TestShadowTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer shadow.Close()
-	assertMatchesFold(t, shadow, st.envs)
+	readmodelstest.AssertMatchesFold(t, shadow, st.Envs)
 
 	for _, bad := range []string{"a.b.c", ".orders", "orders."} {
-		if _, err := projections.NewOrders(projections.OrdersConfig{OrdersTable: bad}, pool); err == nil {
+		if _, err := readmodels.NewOrders(readmodels.OrdersConfig{OrdersTable: bad}, pool); err == nil {
 			t.Errorf("table name %q accepted", bad)
 		}
 	}

@@ -1,4 +1,4 @@
-package projections
+package readmodels
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/projections"
 )
 
 // Statuses of an order in the everyday order format (daily_orders.status).
@@ -74,7 +75,7 @@ func (c *DailyConfig) setDefaults() {
 func (c DailyConfig) Validate() error {
 	var errs []error
 	for what, name := range map[string]string{"orders": c.OrdersTable, "sales": c.SalesTable, "buyers": c.BuyersTable, "summary": c.SummaryTable} {
-		if _, err := parseTable(name); err != nil {
+		if _, err := projections.ParseTable(name); err != nil {
 			errs = append(errs, fmt.Errorf("daily %s table: %w", what, err))
 		}
 	}
@@ -110,10 +111,10 @@ func NewDaily(cfg DailyConfig, pool *pgxpool.Pool) (*Daily, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new daily projection: %w", err)
 	}
-	ot, _ := parseTable(cfg.OrdersTable)
-	st, _ := parseTable(cfg.SalesTable)
-	bt, _ := parseTable(cfg.BuyersTable)
-	smt, _ := parseTable(cfg.SummaryTable)
+	ot, _ := projections.ParseTable(cfg.OrdersTable)
+	st, _ := projections.ParseTable(cfg.SalesTable)
+	bt, _ := projections.ParseTable(cfg.BuyersTable)
+	smt, _ := projections.ParseTable(cfg.SummaryTable)
 	p := &Daily{pool: pool, cfg: cfg}
 	// One statement: old is the rows as they were (the statement's
 	// snapshot), f says which of the batch's facts are new to them, up
@@ -194,19 +195,19 @@ func (*Daily) Name() string { return NameDaily }
 // Location is the time zone of the business day.
 func (p *Daily) Location() *time.Location { return p.cfg.Location }
 
-// Tables returns every table the projection writes.
+// Tables returns every projections.Table the projection writes.
 func (p *Daily) Tables() []string {
 	return []string{p.cfg.OrdersTable, p.cfg.SalesTable, p.cfg.BuyersTable, p.cfg.SummaryTable}
 }
 
 // InSchema returns the daily projection over tables of the same names in
 // schema (and the same time zone), for a rebuild.
-func (p *Daily) InSchema(schema string) (Projection, error) {
+func (p *Daily) InSchema(schema string) (projections.Projection, error) {
 	return NewDaily(DailyConfig{
-		OrdersTable:  inSchema(schema, p.cfg.OrdersTable),
-		SalesTable:   inSchema(schema, p.cfg.SalesTable),
-		BuyersTable:  inSchema(schema, p.cfg.BuyersTable),
-		SummaryTable: inSchema(schema, p.cfg.SummaryTable),
+		OrdersTable:  projections.InSchema(schema, p.cfg.OrdersTable),
+		SalesTable:   projections.InSchema(schema, p.cfg.SalesTable),
+		BuyersTable:  projections.InSchema(schema, p.cfg.BuyersTable),
+		SummaryTable: projections.InSchema(schema, p.cfg.SummaryTable),
 		Location:     p.cfg.Location,
 	}, p.pool)
 }
@@ -232,7 +233,7 @@ func (p *Daily) day(t time.Time) pgtype.Date {
 
 // Apply applies batch through tx in one round trip: one statement for the
 // orders (rows, buyers and summary together) and one for the sales.
-func (p *Daily) Apply(ctx context.Context, tx pgx.Tx, batch []Event) error {
+func (p *Daily) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event) error {
 	orders := map[string]*dailyOrder{}
 	var ids []string
 	type sale struct {
