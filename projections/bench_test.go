@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -66,61 +65,6 @@ func prefill(b *testing.B, st *readmodelstest.Stream, partitions int) []string {
 	return brokers
 }
 
-// BenchmarkOrdersRunner measures events/s applied by the orders projection
-// through the whole path: a pre-filled topic, the watermill-kafka consumer
-// group, batches across partitions, Postgres transactions with checkpoints.
-//
-//	go test -run '^$' -bench OrdersRunner -benchtime 1x ./projections
-func BenchmarkOrdersRunner(b *testing.B) {
-	st := readmodelstest.Gen(b, 99, 40, 200) // 24,102 events
-	for _, parts := range []int{4, 16, 64} {
-		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
-			var total, steady time.Duration
-			var batches int64
-			for range b.N {
-				b.StopTimer()
-				brokers := prefill(b, st, parts)
-				pool := benchPool(b)
-				r, err := projections.NewRunner(projections.RunnerConfig{Logger: slog.New(slog.DiscardHandler)},
-					pool, subscriberFactory(brokers), readmodelstest.NewOrders(b, pool))
-				if err != nil {
-					b.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				b.StartTimer()
-				start := time.Now()
-				go func() { done <- r.Run(ctx) }()
-				var first time.Time
-				var firstN int64
-				want := int64(len(st.Envs))
-				for n := r.Status().Events; n < want; n = r.Status().Events {
-					if first.IsZero() && n > 0 {
-						first, firstN = time.Now(), n
-					}
-					time.Sleep(time.Millisecond)
-				}
-				total += time.Since(start)
-				// Extrapolated from the first commit on: without the time the
-				// consumer group takes to form.
-				steady += time.Duration(float64(time.Since(first)) * float64(want) / float64(want-firstN))
-				b.StopTimer()
-				batches += r.Status().Batches
-				cancel()
-				if err := <-done; err != nil {
-					b.Fatal(err)
-				}
-				readmodelstest.AssertMatchesFold(b, pool, st.Envs)
-			}
-			n := float64(len(st.Envs) * b.N)
-			b.ReportMetric(n/total.Seconds(), "events/s")
-			b.ReportMetric(n/steady.Seconds(), "steady-events/s")
-			b.ReportMetric(n/float64(batches), "events/batch")
-			b.ReportMetric(0, "ns/op")
-		})
-	}
-}
-
 // BenchmarkOrdersApplier measures the Postgres side alone: the Applier fed
 // directly (as a rebuild feeds it), in batches of the given size.
 //
@@ -150,8 +94,9 @@ func BenchmarkOrdersApplier(b *testing.B) {
 	}
 }
 
-// BenchmarkOrdersConsumer is BenchmarkOrdersRunner for the franz-go
-// Consumer: same stream, same topic layout, whole path to Postgres.
+// BenchmarkOrdersConsumer measures events/s applied by the orders projection
+// through the whole path: a pre-filled topic, the Consumer's group, batches
+// across partitions, Postgres transactions with checkpoints.
 //
 //	go test -run '^$' -bench OrdersConsumer -benchtime 1x ./projections
 func BenchmarkOrdersConsumer(b *testing.B) {
@@ -276,8 +221,7 @@ func ends(b *testing.B, brokers []string) map[int32]int64 {
 // lag from an event's occurrence to the commit of its read model (orders and
 // inventory; daily runs at its own pace). SECKILL_BENCH_RATE sets the
 // purchases per second (default 5000), SECKILL_BENCH_SECONDS the duration
-// (default 10). runner=watermill is the watermill-kafka Runner instead of
-// the Consumer, for the orders projection.
+// (default 10).
 //
 //	go test -run '^$' -bench LiveLag -benchtime 1x ./projections
 func BenchmarkLiveLag(b *testing.B) {
@@ -288,95 +232,66 @@ func BenchmarkLiveLag(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("SECKILL_BENCH_SECONDS")); err == nil && v > 0 {
 		secs = v
 	}
-	for _, runner := range []string{"consumer", "watermill"} {
-		b.Run("runner="+runner, func(b *testing.B) {
-			for range b.N {
-				b.StopTimer()
-				brokers := kafkaBrokers(b, 16)
-				pool := benchPool(b)
-				var mu sync.Mutex
-				lags := map[string][]time.Duration{}
-				observe := func(name string) func([]projections.Event) {
-					return func(evs []projections.Event) {
-						now := time.Now()
-						mu.Lock()
-						for _, e := range evs {
-							lags[name] = append(lags[name], now.Sub(e.Envelope.OccurredAt))
-						}
-						mu.Unlock()
-					}
+	for range b.N {
+		b.StopTimer()
+		brokers := kafkaBrokers(b, 16)
+		pool := benchPool(b)
+		var mu sync.Mutex
+		lags := map[string][]time.Duration{}
+		observe := func(name string) func([]projections.Event) {
+			return func(evs []projections.Event) {
+				now := time.Now()
+				mu.Lock()
+				for _, e := range evs {
+					lags[name] = append(lags[name], now.Sub(e.Envelope.OccurredAt))
 				}
-				ctx, cancel := context.WithCancel(context.Background())
-				var wg sync.WaitGroup
-				quiet := slog.New(slog.DiscardHandler)
-				for _, p := range readmodelstest.All(b, pool) {
-					if runner == "watermill" && p.Name() == readmodels.NameOrders {
-						r, err := projections.NewRunner(projections.RunnerConfig{Logger: quiet}, pool, subscriberFactory(brokers),
-							observed{p, observe(p.Name())})
-						if err != nil {
-							b.Fatal(err)
-						}
-						wg.Go(func() { _ = r.Run(ctx) })
-						continue
-					}
-					cfg := projections.ConsumerConfig{Brokers: brokers, DeadLetterTopic: "-", Logger: quiet, Observe: observe(p.Name())}
-					if p.Name() == readmodels.NameDaily {
-						cfg.Rate, cfg.MaxBatch, cfg.Workers = 5000, 500, 2
-					}
-					c, err := projections.NewConsumer(cfg, pool, p)
-					if err != nil {
-						b.Fatal(err)
-					}
-					wg.Go(func() { _ = c.Run(ctx) })
-				}
-				time.Sleep(2 * time.Second) // the groups form
-				b.StartTimer()
-				produced := producePurchases(b, brokers, rate, time.Duration(secs)*time.Second)
-				b.StopTimer()
-				deadline := time.Now().Add(time.Minute)
-				for {
-					mu.Lock()
-					done := len(lags[readmodels.NameOrders]) >= produced && len(lags[readmodels.NameInventory]) >= produced
-					mu.Unlock()
-					if done || time.Now().After(deadline) {
-						break
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				cancel()
-				wg.Wait()
-				for _, name := range []string{readmodels.NameOrders, readmodels.NameInventory} {
-					l := lags[name]
-					if len(l) < produced {
-						b.Fatalf("%s applied %d of %d events", name, len(l), produced)
-					}
-					slices.Sort(l)
-					q := func(f float64) float64 { return l[min(len(l)-1, int(f*float64(len(l))))].Seconds() * 1000 }
-					b.ReportMetric(q(0.5), name+"-p50-ms")
-					b.ReportMetric(q(0.99), name+"-p99-ms")
-					b.ReportMetric(q(1), name+"-max-ms")
-				}
-				b.ReportMetric(float64(produced)/float64(secs), "events/s")
-				b.ReportMetric(0, "ns/op")
+				mu.Unlock()
 			}
-		})
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		quiet := slog.New(slog.DiscardHandler)
+		for _, p := range readmodelstest.All(b, pool) {
+			cfg := projections.ConsumerConfig{Brokers: brokers, DeadLetterTopic: "-", Logger: quiet, Observe: observe(p.Name())}
+			if p.Name() == readmodels.NameDaily {
+				cfg.Rate, cfg.MaxBatch, cfg.Workers = 5000, 500, 2
+			}
+			c, err := projections.NewConsumer(cfg, pool, p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wg.Go(func() { _ = c.Run(ctx) })
+		}
+		time.Sleep(2 * time.Second) // the groups form
+		b.StartTimer()
+		produced := producePurchases(b, brokers, rate, time.Duration(secs)*time.Second)
+		b.StopTimer()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			mu.Lock()
+			done := len(lags[readmodels.NameOrders]) >= produced && len(lags[readmodels.NameInventory]) >= produced
+			mu.Unlock()
+			if done || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		wg.Wait()
+		for _, name := range []string{readmodels.NameOrders, readmodels.NameInventory} {
+			l := lags[name]
+			if len(l) < produced {
+				b.Fatalf("%s applied %d of %d events", name, len(l), produced)
+			}
+			slices.Sort(l)
+			q := func(f float64) float64 { return l[min(len(l)-1, int(f*float64(len(l))))].Seconds() * 1000 }
+			b.ReportMetric(q(0.5), name+"-p50-ms")
+			b.ReportMetric(q(0.99), name+"-p99-ms")
+			b.ReportMetric(q(1), name+"-max-ms")
+		}
+		b.ReportMetric(float64(produced)/float64(secs), "events/s")
+		b.ReportMetric(0, "ns/op")
 	}
-}
-
-// observed calls fn with every batch it applies (for the watermill Runner,
-// which has no Observe hook), after the statements ran: the commit follows
-// within the same transaction, so the lag is a hair short.
-type observed struct {
-	projections.Projection
-	fn func([]projections.Event)
-}
-
-func (o observed) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event) error {
-	if err := o.Projection.Apply(ctx, tx, batch); err != nil {
-		return err
-	}
-	o.fn(batch)
-	return nil
 }
 
 // producePurchases produces rate purchases per second for d, in 10 ms

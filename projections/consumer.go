@@ -119,6 +119,37 @@ func (c ConsumerConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// State is what a Consumer is doing.
+type State string
+
+// Consumer states.
+const (
+	StateIdle     State = "idle"     // Run not called yet, or returned
+	StateRunning  State = "running"  // consuming and applying
+	StateRetrying State = "retrying" // the last attempt to apply failed; backing off
+	StateStopping State = "stopping" // context done; committing the batch in hand
+)
+
+// RunnerStatus is a snapshot of the Consumer that runs a projection live, for
+// health and admin endpoints.
+type RunnerStatus struct {
+	Projection string `json:"projection"`
+	State      State  `json:"state"`
+	// Events, Skipped and DeadLetters add up ApplyResult over every batch
+	// committed since the Consumer was made.
+	Events      int64 `json:"events"`
+	Skipped     int64 `json:"skipped"`
+	DeadLetters int64 `json:"dead_letters"`
+	Batches     int64 `json:"batches"`
+	// LastCommit is when the last batch committed.
+	LastCommit time.Time `json:"last_commit,omitzero"`
+	// LastError is the last failure to apply a batch, cleared by the next commit.
+	LastError string `json:"last_error,omitempty"`
+	// Offsets is the last offset this Consumer committed per partition; the
+	// authoritative positions are in the checkpoint table (Consumer.Positions).
+	Offsets map[int32]int64 `json:"offsets,omitempty"`
+}
+
 // Consumer runs a projection live: it consumes the log in the projection's
 // Kafka consumer group with franz-go and applies what it fetched through an
 // Applier, in big batches.

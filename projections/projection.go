@@ -1,7 +1,8 @@
-// Package projections turns the event log into Postgres read models: orders,
-// inventory and daily (see docs/projections.md).
+// Package projections is the engine that turns the event log into Postgres
+// read models (the read models themselves live in package readmodels; see
+// docs/projections.md).
 //
-// Each projection implements Projection. A Consumer runs it live: it consumes
+// Each read model implements Projection. A Consumer runs it live: it consumes
 // the Kafka topic in a consumer group named after the projection (franz-go),
 // seeks each assigned partition to the projection's position in Postgres, and
 // hands what it fetched, in big batches, to an Applier, which applies a batch
@@ -9,14 +10,13 @@
 // (its checkpoint). An event at or below the stored position is skipped, and
 // every projection also deduplicates events that sit in the log twice at
 // different offsets (the relay publishes at least once), so the effect is
-// exactly once although delivery is at least once.
+// exactly once although delivery is at least once. Events that can never be
+// applied are dead-lettered, and published to a dead-letter topic.
 //
 // Rebuild feeds the same Applier from a direct log reader (ReadRange) into
 // shadow tables, then swaps them in; projections therefore take their table
 // names as configuration (Rebuildable). A Monitor reports positions, lag and
-// dead letters, also as Prometheus metrics. The watermill-kafka Runner is the
-// earlier live runner, kept for comparison (it holds one message per
-// partition in flight, which caps its batches).
+// dead letters, also as Prometheus metrics.
 package projections
 
 import (
@@ -67,8 +67,8 @@ type Projection interface {
 // Apply returns: the engine dead-letters the event instead of retrying.
 var ErrPoison = errors.New("poison event")
 
-// Record is one raw record of the log: what the engine is fed, by the Runner
-// from the Kafka consumer group, or by a rebuild from a direct log reader.
+// Record is one raw record of the log: what the engine is fed, by the
+// Consumer from the Kafka consumer group, or by a rebuild from a direct log reader.
 type Record struct {
 	Topic     string
 	Partition int32

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Inferred states of a projection, beside the Runner states of a projection
+// Inferred states of a projection, beside the Consumer states of a projection
 // running in this process.
 const (
 	StateCaughtUp   State = "caught_up"   // nothing left to apply
@@ -100,7 +100,7 @@ type ProjectionStatus struct {
 	// LastApplied is when a position last moved.
 	LastApplied time.Time           `json:"last_applied,omitzero"`
 	Partitions  []PartitionPosition `json:"partitions"`
-	// Runner is the in-process runner's status, if it runs here.
+	// Runner is the in-process Consumer's status, if it runs here.
 	Runner *RunnerStatus `json:"runner,omitempty"`
 	// Rebuild is set while a rebuild into shadow tables is under way.
 	Rebuild *RebuildState `json:"rebuild,omitempty"`
