@@ -32,15 +32,6 @@ func publishOrders(t testing.TB, pub eventstore.Publisher, from, to int) {
 	}
 }
 
-func countLog(t testing.TB, brokers []string) int {
-	t.Helper()
-	l := readLog(t, brokers)
-	if len(l.ids) != len(l.count) {
-		t.Errorf("%d records, %d distinct", len(l.ids), len(l.count))
-	}
-	return len(l.ids)
-}
-
 func TestBrokerConfigValidate(t *testing.T) {
 	t.Parallel()
 	_, err := eventstore.StartBroker(context.Background(), eventstore.BrokerConfig{Addr: "nope", Partitions: -1})

@@ -206,6 +206,14 @@ func subscriberSaramaConfig() *sarama.Config {
 	return c
 }
 
+// Publisher writes the log (the outbox relay publishes through one);
+// *kafka.Publisher from NewPublisher is one. Publish returns nil only once
+// every message is durably in the log, and must be safe for concurrent use:
+// the relay publishes from several lanes at once.
+type Publisher interface {
+	Publish(topic string, msgs ...*message.Message) error
+}
+
 // NewPublisher returns a watermill-kafka publisher that writes the log as
 // CONTRACTS.md specifies: acks from all in-sync replicas, idempotent, one
 // request in flight, record key = the aggregate_id metadata (a message without

@@ -206,7 +206,7 @@ func TestReadFollow(t *testing.T) {
 		done <- err
 	}()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(ids) }
-	waitFor(t, 10*time.Second, func() bool { return count() == 10 })
+	testenv.WaitFor(t, 10*time.Second, func() bool { return count() == 10 })
 	// Events written while following (new order ids: a later part of the
 	// timeline under other aggregates).
 	var recs []*kgo.Record
@@ -217,7 +217,7 @@ func TestReadFollow(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool { return count() == 15 })
+	testenv.WaitFor(t, 10*time.Second, func() bool { return count() == 15 })
 	cancel()
 	select {
 	case err := <-done:

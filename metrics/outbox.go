@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seckill/seckill/eventstore"
+	"github.com/seckill/seckill/outbox"
 )
 
 // OutboxConfig configures an OutboxCollector.
@@ -20,7 +20,7 @@ type OutboxConfig struct {
 	// (commands.Gate.OutboxesKey). Required.
 	OutboxesKey string
 	// Relay, if set, is the relay of this process: its counters are exported too.
-	Relay *eventstore.Relay
+	Relay *outbox.Relay
 	// Timeout bounds the Redis reads of one scrape. Default 2s.
 	Timeout time.Duration
 	// MaxStreams bounds the streams read per scrape (two commands each, in

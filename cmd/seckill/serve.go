@@ -19,6 +19,7 @@ import (
 	shttp "github.com/seckill/seckill/http"
 	"github.com/seckill/seckill/metrics"
 	"github.com/seckill/seckill/migrations"
+	"github.com/seckill/seckill/outbox"
 )
 
 // Roles a process can take; "all" is every one of them.
@@ -157,7 +158,7 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 		if err != nil {
 			return err
 		}
-		relay, err := eventstore.NewRelay(eventstore.RelayConfig{OutboxesKey: gate.OutboxesKey(), Topic: ep.Topic, Logger: log}, rdb, timedPub)
+		relay, err := outbox.NewRelay(outbox.RelayConfig{OutboxesKey: gate.OutboxesKey(), Topic: ep.Topic, Logger: log}, rdb, timedPub)
 		if err != nil {
 			return err
 		}

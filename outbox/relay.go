@@ -1,4 +1,4 @@
-package eventstore
+package outbox
 
 import (
 	"context"
@@ -19,22 +19,16 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
-)
 
-// Publisher is what the relay forwards through; *kafka.Publisher from
-// NewPublisher is one. Publish returns nil only once every message is durably
-// in the log, and must be safe for concurrent use: the relay publishes from
-// several lanes at once.
-type Publisher interface {
-	Publish(topic string, msgs ...*message.Message) error
-}
+	"github.com/seckill/seckill/eventstore"
+)
 
 // RelayConfig configures a Relay. Zero fields take the documented defaults.
 type RelayConfig struct {
 	// OutboxesKey is the Redis set that lists the key of every outbox
 	// stream (CONTRACTS.md: "<prefix>outboxes"). Required.
 	OutboxesKey string
-	// Topic is the Kafka topic events are forwarded to. Default DefaultTopic.
+	// Topic is the Kafka topic events are forwarded to. Default eventstore.DefaultTopic.
 	Topic string
 	// BatchSize is how many outbox entries (commands, each with one or more
 	// events) are read, published and trimmed at a time. Default 500.
@@ -73,7 +67,7 @@ type RelayConfig struct {
 
 func (c *RelayConfig) setDefaults() {
 	if c.Topic == "" {
-		c.Topic = DefaultTopic
+		c.Topic = eventstore.DefaultTopic
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
@@ -173,7 +167,7 @@ type RelayStats struct {
 type Relay struct {
 	cfg RelayConfig
 	rdb redis.UniversalClient
-	pub Publisher
+	pub eventstore.Publisher
 	log *slog.Logger
 
 	mu           sync.Mutex
@@ -189,7 +183,7 @@ type Relay struct {
 }
 
 // NewRelay returns a relay that reads outboxes from rdb and publishes to pub.
-func NewRelay(cfg RelayConfig, rdb redis.UniversalClient, pub Publisher) (*Relay, error) {
+func NewRelay(cfg RelayConfig, rdb redis.UniversalClient, pub eventstore.Publisher) (*Relay, error) {
 	cfg.setDefaults()
 	err := cfg.Validate()
 	if rdb == nil {
@@ -513,7 +507,7 @@ func (r *Relay) publish(msgs []*message.Message) error {
 	}
 	lanes := make([][]*message.Message, r.cfg.Lanes)
 	for _, m := range msgs {
-		i := laneOf(m.Metadata.Get(MetadataAggregateID), r.cfg.Lanes)
+		i := laneOf(m.Metadata.Get(eventstore.MetadataAggregateID), r.cfg.Lanes)
 		lanes[i] = append(lanes[i], m)
 	}
 	errs := make([]error, len(lanes))
@@ -594,7 +588,7 @@ func parseEntry(id string, kv []any) entry {
 	}
 	slices.SortFunc(fields, func(a, b field) int { return a.n - b.n })
 	for _, f := range fields {
-		m, err := ToMessage([]byte(f.v))
+		m, err := eventstore.ToMessage([]byte(f.v))
 		if err != nil {
 			e.bad = fmt.Errorf("field %d: %w", f.n, err)
 			e.msgs = nil

@@ -1,4 +1,4 @@
-package eventstore_test
+package outbox_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/internal/testenv"
+	"github.com/seckill/seckill/outbox"
 )
 
 // BenchmarkRelay measures how fast the relay empties outboxes into the
@@ -47,7 +48,7 @@ func BenchmarkRelay(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer broker.Close()
-			r := newRelay(b, rdb, newPublisher(b, broker.Addrs()), eventstore.RelayConfig{
+			r := newRelay(b, rdb, newPublisher(b, broker.Addrs()), outbox.RelayConfig{
 				Lanes: bc.lanes, BatchSize: bc.batch,
 			})
 			sales, perSale := bc.sales, 20000/bc.sales

@@ -1,4 +1,4 @@
-package eventstore_test
+package outbox_test
 
 import (
 	"context"
@@ -16,15 +16,16 @@ import (
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/internal/testenv"
+	"github.com/seckill/seckill/outbox"
 )
 
-func newRelay(t testing.TB, rdb redis.UniversalClient, pub eventstore.Publisher, cfg eventstore.RelayConfig) *eventstore.Relay {
+func newRelay(t testing.TB, rdb redis.UniversalClient, pub eventstore.Publisher, cfg outbox.RelayConfig) *outbox.Relay {
 	t.Helper()
 	if cfg.OutboxesKey == "" {
 		cfg.OutboxesKey = "t:outboxes"
 	}
 	cfg.Topic = testTopic
-	r, err := eventstore.NewRelay(cfg, rdb, pub)
+	r, err := outbox.NewRelay(cfg, rdb, pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func newRelay(t testing.TB, rdb redis.UniversalClient, pub eventstore.Publisher,
 
 // fill writes sales × orders purchases, then pays every third order, so each
 // order aggregate has events in several entries and batches.
-func fill(t testing.TB, o *outbox, sales, orders int) {
+func fill(t testing.TB, o *gateOutbox, sales, orders int) {
 	t.Helper()
 	for s := range sales {
 		o.create(t, fmt.Sprintf("s%d", s))
@@ -54,7 +55,7 @@ func fill(t testing.TB, o *outbox, sales, orders int) {
 
 func TestRelayConfigValidate(t *testing.T) {
 	t.Parallel()
-	_, err := eventstore.NewRelay(eventstore.RelayConfig{BatchSize: -1, Lanes: 100_000}, nil, nil)
+	_, err := outbox.NewRelay(outbox.RelayConfig{BatchSize: -1, Lanes: 100_000}, nil, nil)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -74,7 +75,7 @@ func TestRelayForwardsEverythingInOrder(t *testing.T) {
 	brokers := testenv.Kafka(t, 8)
 	o := newOutbox(rdb)
 	fill(t, o, 3, 200) // 3 sales, 600 purchases, 200 payments: 1403 events in 803 entries
-	r := newRelay(t, rdb, newPublisher(t, brokers), eventstore.RelayConfig{BatchSize: 64, Lanes: 4})
+	r := newRelay(t, rdb, newPublisher(t, brokers), outbox.RelayConfig{BatchSize: 64, Lanes: 4})
 
 	n, err := r.RunOnce(context.Background())
 	if err != nil {
@@ -109,7 +110,7 @@ func TestRelayRun(t *testing.T) {
 	brokers := testenv.Kafka(t, 8)
 	o := newOutbox(rdb)
 	o.create(t, "s0")
-	r := newRelay(t, rdb, newPublisher(t, brokers), eventstore.RelayConfig{
+	r := newRelay(t, rdb, newPublisher(t, brokers), outbox.RelayConfig{
 		BatchSize: 50, PollInterval: 5 * time.Millisecond, DiscoverInterval: 20 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -125,13 +126,13 @@ func TestRelayRun(t *testing.T) {
 			o.purchase(t, "s1", i)
 		}
 	}
-	waitFor(t, 20*time.Second, func() bool { return r.Stats().Forwarded == int64(len(o.ids)) })
+	testenv.WaitFor(t, 20*time.Second, func() bool { return r.Stats().Forwarded == int64(len(o.ids)) })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	for _, s := range []string{"s0", "s1"} {
-		if n := rdb.Exists(context.Background(), eventstore.LeaseKey(o.stream(s))).Val(); n != 0 {
+		if n := rdb.Exists(context.Background(), outbox.LeaseKey(o.stream(s))).Val(); n != 0 {
 			t.Errorf("lease of %s not released", s)
 		}
 		if d := o.depth(t, s); d != 0 {
@@ -139,17 +140,6 @@ func TestRelayRun(t *testing.T) {
 		}
 	}
 	checkLog(t, o, readLog(t, brokers), false)
-}
-
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // crashingPublisher publishes through the real publisher and, once limit
@@ -188,7 +178,7 @@ func TestRelayRestartLosesNothing(t *testing.T) {
 	pub := newPublisher(t, brokers)
 
 	first := newRelay(t, rdb, &crashingPublisher{Publisher: pub, limit: 500},
-		eventstore.RelayConfig{BatchSize: 100, LeaseTTL: 200 * time.Millisecond, Owner: "first"})
+		outbox.RelayConfig{BatchSize: 100, LeaseTTL: 200 * time.Millisecond, Owner: "first"})
 	n, err := first.RunOnce(context.Background())
 	if !errors.Is(err, errCrash) {
 		t.Fatalf("first relay: %d, %v; want the crash", n, err)
@@ -202,7 +192,7 @@ func TestRelayRestartLosesNothing(t *testing.T) {
 	}
 
 	// The second relay must wait for the first one's lease to lapse.
-	second := newRelay(t, rdb, pub, eventstore.RelayConfig{BatchSize: 100, Owner: "second"})
+	second := newRelay(t, rdb, pub, outbox.RelayConfig{BatchSize: 100, Owner: "second"})
 	if n, err := second.RunOnce(context.Background()); n != 0 || err != nil {
 		t.Fatalf("second relay forwarded %d, %v while the first held the lease", n, err)
 	}
@@ -245,8 +235,8 @@ func TestRelayLease(t *testing.T) {
 	fill(t, o, 1, 100)
 
 	gated := &gatedPublisher{Publisher: pub, entered: make(chan struct{}), gate: make(chan struct{})}
-	a := newRelay(t, rdb, gated, eventstore.RelayConfig{Owner: "a"})
-	bRelay := newRelay(t, rdb, pub, eventstore.RelayConfig{Owner: "b"})
+	a := newRelay(t, rdb, gated, outbox.RelayConfig{Owner: "a"})
+	bRelay := newRelay(t, rdb, pub, outbox.RelayConfig{Owner: "b"})
 	aDone := make(chan error, 1)
 	go func() { _, err := a.RunOnce(context.Background()); aDone <- err }()
 	<-gated.entered
@@ -296,11 +286,11 @@ func TestTwoRelaysNeverForwardTwice(t *testing.T) {
 			}
 		}
 	}
-	var relays [2]*eventstore.Relay
+	var relays [2]*outbox.Relay
 	var cancels [2]context.CancelFunc
 	var wg sync.WaitGroup
 	start := func(i int) {
-		relays[i] = newRelay(t, rdb, pub, eventstore.RelayConfig{
+		relays[i] = newRelay(t, rdb, pub, outbox.RelayConfig{
 			Owner: fmt.Sprintf("relay%d", i), BatchSize: 20,
 			PollInterval: time.Millisecond, DiscoverInterval: time.Millisecond,
 		})
@@ -322,7 +312,7 @@ func TestTwoRelaysNeverForwardTwice(t *testing.T) {
 	write(0, 100)
 	start(1)
 	write(100, 200)
-	waitFor(t, 30*time.Second, func() bool { return forwarded() == int64(len(o.ids)) })
+	testenv.WaitFor(t, 30*time.Second, func() bool { return forwarded() == int64(len(o.ids)) })
 	// Stop whichever relay holds the leases; the other takes over.
 	leader := 0
 	if relays[1].Stats().Forwarded > relays[0].Stats().Forwarded {
@@ -330,7 +320,7 @@ func TestTwoRelaysNeverForwardTwice(t *testing.T) {
 	}
 	cancels[leader]()
 	write(200, 300)
-	waitFor(t, 30*time.Second, func() bool { return forwarded() == int64(len(o.ids)) })
+	testenv.WaitFor(t, 30*time.Second, func() bool { return forwarded() == int64(len(o.ids)) })
 	cancels[1-leader]()
 	wg.Wait()
 
@@ -363,7 +353,7 @@ func TestRelayBrokerDown(t *testing.T) {
 	fill(t, o, 2, 50)
 	b.Close()
 
-	r := newRelay(t, rdb, pub, eventstore.RelayConfig{MaxBackoff: 100 * time.Millisecond})
+	r := newRelay(t, rdb, pub, outbox.RelayConfig{MaxBackoff: 100 * time.Millisecond})
 	before := o.depth(t, "s0") + o.depth(t, "s1")
 	start := time.Now()
 	if _, err := r.RunOnce(context.Background()); err == nil {
@@ -385,7 +375,7 @@ func TestRelayBrokerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b2.Close()
-	waitFor(t, 60*time.Second, func() bool { return o.depth(t, "s0")+o.depth(t, "s1") == 0 })
+	testenv.WaitFor(t, 60*time.Second, func() bool { return o.depth(t, "s0")+o.depth(t, "s1") == 0 })
 	cancel()
 	<-done
 	if st := r.Stats(); st.Errors == 0 {
@@ -410,12 +400,12 @@ func TestRelayQuarantinesBadEntries(t *testing.T) {
 		rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"x", "{}"}}).Val(),
 	}
 	o.purchase(t, "s0", 2)
-	r := newRelay(t, rdb, newPublisher(t, brokers), eventstore.RelayConfig{Logger: testLogger()})
+	r := newRelay(t, rdb, newPublisher(t, brokers), outbox.RelayConfig{})
 	if _, err := r.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
 	checkLog(t, o, readLog(t, brokers), false)
-	dead, err := rdb.XRange(ctx, eventstore.DeadLetterKey(stream), "-", "+").Result()
+	dead, err := rdb.XRange(ctx, outbox.DeadLetterKey(stream), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +429,7 @@ func TestRelayForwardsUnknownTypes(t *testing.T) {
 	ctx := context.Background()
 	env := `{"id":"s0/SaleRescheduled","type":"SaleRescheduled","version":1,"occurred_at":"2030-01-01T00:00:00Z","aggregate_id":"s0","payload":{}}`
 	rdb.XAdd(ctx, &redis.XAddArgs{Stream: o.stream("s0"), Values: []any{"1", env}})
-	r := newRelay(t, rdb, newPublisher(t, brokers), eventstore.RelayConfig{})
+	r := newRelay(t, rdb, newPublisher(t, brokers), outbox.RelayConfig{})
 	if n, err := r.RunOnce(ctx); n != 2 || err != nil {
 		t.Fatalf("RunOnce = %d, %v", n, err)
 	}
