@@ -70,8 +70,11 @@ faults: deps
 dev: deps build
 	./bin/seckill dev $(ARGS)
 
+# VERSION is what `seckill version` and seckill_build_info report; the VCS
+# revision is stamped by the Go toolchain on its own.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 build:
-	$(GO) build -o bin/seckill ./cmd/seckill
+	$(GO) build -ldflags "-X github.com/seckill/seckill/internal/buildinfo.version=$(VERSION)" -o bin/seckill ./cmd/seckill
 
 # lint checks formatting, runs go vet, and keeps domain free of our other
 # packages (DESIGN.md: dependencies point inward).

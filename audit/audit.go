@@ -38,6 +38,9 @@ type Config struct {
 	Wait time.Duration
 	// Poll is how often it looks while waiting. Default 100ms.
 	Poll time.Duration
+	// Progress, if set, is told how far the fold of the log is
+	// (eventstore.FoldOptions.Progress).
+	Progress func(done, total int64)
 }
 
 func (c *Config) setDefaults() {
@@ -194,7 +197,7 @@ func (a *Auditor) Run(ctx context.Context) (Report, error) {
 		}
 	}
 
-	fold, st, err := eventstore.FoldLog(ctx, a.cfg.Brokers, a.cfg.Topic)
+	fold, st, err := eventstore.FoldLogWith(ctx, a.cfg.Brokers, a.cfg.Topic, eventstore.FoldOptions{Progress: a.cfg.Progress})
 	if err != nil {
 		return rep, err
 	}

@@ -36,6 +36,8 @@ type Query struct {
 	// envelope, an unknown type, a newer schema version), counting them in
 	// QueryStats.Skipped, instead of stopping with an error.
 	SkipUndecodable bool
+	// Progress: ReadConfig.Progress.
+	Progress func(scanned, total int64)
 }
 
 // Validate reports every field that is wrong, joined.
@@ -123,6 +125,7 @@ func (l *Log) Events(ctx context.Context, q Query, fn func(Event) error) (QueryS
 	}
 	rs, err := Read(ctx, ReadConfig{
 		Brokers: l.brokers, Topic: l.topic, From: q.From, To: q.To, Slack: q.Slack, Follow: q.Follow, Decode: true,
+		Progress: q.Progress,
 	}, func(e Event) error {
 		if e.Err != nil {
 			if q.SkipUndecodable {

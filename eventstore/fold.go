@@ -25,12 +25,35 @@ type FoldStats struct {
 // counted in the stats and left out, so the caller decides whether that is
 // fatal.
 func FoldLog(ctx context.Context, brokers []string, topic string) (*domain.Fold, FoldStats, error) {
+	return FoldLogWith(ctx, brokers, topic, FoldOptions{})
+}
+
+// FoldOptions are the optional parts of a fold.
+type FoldOptions struct {
+	// Progress, if set, is called now and then (every batch) with the
+	// records read so far and the records to read in all, from the
+	// folding goroutine.
+	Progress func(done, total int64)
+}
+
+// FoldLogWith is FoldLog with options.
+func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOptions) (*domain.Fold, FoldStats, error) {
 	st := FoldStats{}
-	ends, err := EndOffsets(ctx, brokers, topic)
+	starts, ends, err := offsetRange(ctx, brokers, topic)
 	if err != nil {
 		return nil, st, err
 	}
 	st.Ends = ends
+	var total int64
+	for p, end := range ends {
+		total += end - starts[p]
+	}
+	progress := func() {
+		if opt.Progress != nil {
+			opt.Progress(st.Records, total)
+		}
+	}
+	progress()
 	fold := domain.NewFold()
 	// Records are decoded in batches on every core and folded in log order
 	// on this goroutine: the fold is cheap, JSON decoding is not.
@@ -62,6 +85,7 @@ func FoldLog(ctx context.Context, brokers []string, topic string) (*domain.Fold,
 			*d = result{} // let the batch's records go
 		}
 		batch = batch[:0]
+		progress()
 	}
 	err = ReadAll(ctx, brokers, topic, func(rec Record) error {
 		if rec.Offset >= ends[rec.Partition] {

@@ -52,6 +52,10 @@ type ReadConfig struct {
 	// never moving an event before an earlier one of its aggregate. Default
 	// 1000; 1 passes events in merge order.
 	ReorderWindow int
+	// Progress, if set, is called after each poll with the records looked
+	// at so far and the records of the range (up to the stop offsets; a
+	// follow's live tail is not counted), from Read's goroutine.
+	Progress func(scanned, total int64)
 }
 
 func (c *ReadConfig) setDefaults() {
@@ -167,8 +171,10 @@ func Read(ctx context.Context, cfg ReadConfig, fn func(Event) error) (ReadStats,
 
 	m := &merge{cfg: cfg, fn: fn, stats: &stats, parts: map[int32]*partQueue{}, live: map[int32][]Event{},
 		ro: &reorder{window: cfg.ReorderWindow, last: map[string]*aggKey{}}}
+	var total int64
 	offsets := map[int32]kgo.Offset{}
 	for p, start := range starts {
+		total += max(0, stops[p]-start)
 		if start < stops[p] || cfg.Follow {
 			offsets[p] = kgo.NewOffset().At(start)
 		}
@@ -238,6 +244,9 @@ func Read(ctx context.Context, cfg ReadConfig, fn func(Event) error) (ReadStats,
 		}
 		if err := m.emit(); err != nil {
 			return stats, err
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(min(stats.Scanned, total), total)
 		}
 	}
 }

@@ -19,18 +19,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/seckill/seckill/internal/buildinfo"
 )
 
 // namespace prefixes every metric of ours.
 const namespace = "seckill"
 
 // NewRegistry returns an empty registry with the Go runtime and process
-// collectors, the one registry of a process.
+// collectors and seckill_build_info, the one registry of a process.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBuildInfo(buildinfo.Read()),
 	)
 	return reg
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,14 +15,33 @@ import (
 	"github.com/seckill/seckill/commands"
 )
 
+// Exit statuses of `seckill audit`: a script (or a fault test) must tell "the
+// system is wrong" from "the audit could not look".
+const (
+	auditClean      = 0 // every check ran and held
+	auditViolations = 1 // the checks ran and found violations (the report says which)
+	auditCouldNot   = 2 // the audit could not run: bad flags, a service unreachable, an unreadable log
+)
+
 // runAudit is `seckill audit`: fold the log and prove the invariants against
-// it, the gate and the read models. Exit status 0 only when all hold.
+// it, the gate and the read models. Exit status: auditClean, auditViolations
+// or auditCouldNot.
 func runAudit(ctx context.Context, c cli, args []string) error {
+	err := runAuditChecks(ctx, c, args)
+	var ee *exitError
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: auditCouldNot, err: err}
+}
+
+func runAuditChecks(ctx context.Context, c cli, args []string) error {
 	fs := newFlags(c, "audit", "audit [--wait 10s] [--skip gate,read-models]\n\n"+
 		"Folds the event log and checks: the log itself (sold <= stock per sale, at most one end per order,\n"+
 		"per-user limits, no event of an unknown order); that the outboxes are empty (the gate is ahead of\n"+
 		"the log by what they hold); that the Redis gate's counters and orders equal the fold; that every\n"+
-		"read model equals the fold. Exits 0 when all hold, 1 with a report of each violation otherwise.\n"+
+		"read model equals the fold. Exit status: 0 when all hold; 1 with a report of each violation;\n"+
+		"2 when the audit could not run (bad flags, a service unreachable, an unreadable log).\n"+
 		"Exact on a quiet system; on a live one, in-flight events can show as differences: run it again.")
 	var ep endpoints
 	ep.bind(c, fs)
@@ -76,11 +97,14 @@ func runAudit(ctx context.Context, c cli, args []string) error {
 		}
 		models = append(models, m)
 	}
-	a, err := audit.New(audit.Config{Brokers: ep.brokerList(), Topic: ep.Topic, Wait: *wait}, gate, models...)
+	// Progress on stderr: stdout is the report.
+	bar := newProgress(c.stderr, "records")
+	a, err := audit.New(audit.Config{Brokers: ep.brokerList(), Topic: ep.Topic, Wait: *wait, Progress: bar.counter("fold")}, gate, models...)
 	if err != nil {
 		return err
 	}
 	rep, err := a.Run(ctx)
+	bar.finish()
 	if err != nil {
 		return err
 	}
@@ -88,7 +112,7 @@ func runAudit(ctx context.Context, c cli, args []string) error {
 		return err
 	}
 	if !rep.OK() {
-		return &exitError{code: 1, err: fmt.Errorf("audit: %d violation(s) in %s", len(rep.Violations()),
+		return &exitError{code: auditViolations, err: fmt.Errorf("audit: %d violation(s) in %s", len(rep.Violations()),
 			strings.Join(slices.Compact(checkNames(rep)), ", "))}
 	}
 	return nil

@@ -7,9 +7,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // endpoints are the services a command talks to. Explicit flags win, then the
@@ -21,6 +27,7 @@ type endpoints struct {
 	Brokers     string
 	Topic       string
 	JWTSecret   string
+	dev         *devUse // where fromDev notes what it used; nil in tests that build endpoints by hand
 }
 
 // devState is what `seckill dev` writes to DATA/dev.json so that the other
@@ -32,6 +39,9 @@ type devState struct {
 	Topic       string `json:"topic"`
 	HTTPAddr    string `json:"http_addr"`
 	PID         int    `json:"pid"`
+	// StartedAt is when that `seckill dev` started, for the hint a stale
+	// file gives (absent in files of older builds).
+	StartedAt time.Time `json:"started_at,omitzero"`
 }
 
 const defaultTopic = "seckill.events"
@@ -45,7 +55,9 @@ func envOr(c cli, key, def string) string {
 
 // bind registers the endpoint flags on fs, with env defaults.
 func (e *endpoints) bind(c cli, fs *flag.FlagSet) {
-	fs.StringVar(&e.Data, "data", envOr(c, "SECKILL_DATA", ".seckill"), "data folder of `seckill dev` (env SECKILL_DATA)")
+	e.dev = c.dev
+	// The back-quoted word is the placeholder the help prints: -data DIR.
+	fs.StringVar(&e.Data, "data", envOr(c, "SECKILL_DATA", ".seckill"), "`DIR` where `seckill dev` keeps its data and dev.json, through which the other commands find its services (env SECKILL_DATA)")
 	fs.StringVar(&e.RedisURL, "redis-url", c.getenv("SECKILL_REDIS_URL"), "Redis URL, e.g. redis://127.0.0.1:6379/0 (env SECKILL_REDIS_URL)")
 	fs.StringVar(&e.DatabaseURL, "database-url", c.getenv("SECKILL_DATABASE_URL"), "Postgres URL (env SECKILL_DATABASE_URL)")
 	fs.StringVar(&e.Brokers, "kafka-brokers", c.getenv("SECKILL_KAFKA_BROKERS"), "comma-separated Kafka brokers (env SECKILL_KAFKA_BROKERS)")
@@ -59,14 +71,23 @@ func (e *endpoints) fromDev() {
 	if err != nil {
 		return
 	}
+	var used []string // the addresses taken from the file
 	if e.RedisURL == "" {
-		e.RedisURL = st.RedisURL
+		e.RedisURL, used = st.RedisURL, append(used, urlHost(st.RedisURL))
 	}
 	if e.DatabaseURL == "" {
-		e.DatabaseURL = st.DatabaseURL
+		e.DatabaseURL, used = st.DatabaseURL, append(used, urlHost(st.DatabaseURL))
 	}
 	if e.Brokers == "" {
-		e.Brokers = st.Brokers
+		e.Brokers, used = st.Brokers, append(used, e.brokerList()...)
+	}
+	if len(used) > 0 && e.dev != nil {
+		e.dev.path, e.dev.state, e.dev.addrs = filepath.Join(e.Data, "dev.json"), &st, used
+		if !alive(st.PID) && e.dev.warn != nil {
+			// Say it now: a client may retry a dead address for a while
+			// before it gives up with "connection refused".
+			fmt.Fprintf(e.dev.warn, "seckill: warning: %s\n", e.dev.staleText())
+		}
 	}
 	if e.JWTSecret == "" {
 		if b, err := os.ReadFile(filepath.Join(e.Data, "jwt.secret")); err == nil {
@@ -135,4 +156,65 @@ func devSecret(data string) (string, error) {
 	_, _ = rand.Read(b[:])
 	s := hex.EncodeToString(b[:])
 	return s, os.WriteFile(p, []byte(s+"\n"), 0o600)
+}
+
+// devUse is the dev.json a command took endpoints from, if any.
+type devUse struct {
+	path  string
+	state *devState
+	addrs []string  // host:port of each service address taken from it
+	warn  io.Writer // where a stale file is reported at once
+}
+
+// staleText says where the addresses came from and whether their writer lives.
+func (d *devUse) staleText() string {
+	st := d.state
+	started := ""
+	if !st.StartedAt.IsZero() {
+		started = ", started " + st.StartedAt.Local().Format(time.DateTime)
+	}
+	state := "is not running any more: the file is stale"
+	if alive(st.PID) {
+		state = "is running but does not answer"
+	}
+	return fmt.Sprintf("is `seckill dev` running? the services' addresses came from %s, written by PID %d%s, which %s;"+
+		" start `seckill dev --data %s`, or pass --redis-url, --database-url, --kafka-brokers", d.path, st.PID, started, state, filepath.Dir(d.path))
+}
+
+// explain adds a hint to err when a connection was refused at an address
+// that came from dev.json: the file outlives a `seckill dev` that was killed,
+// and "connection refused" alone does not say where the address came from.
+func (d *devUse) explain(err error) error {
+	if err == nil || d == nil || d.state == nil || !connRefused(err) {
+		return err
+	}
+	if !slices.ContainsFunc(d.addrs, func(a string) bool { return a != "" && strings.Contains(err.Error(), a) }) {
+		return err // refused somewhere the file did not name
+	}
+	return fmt.Errorf("%w\n(%s)", err, d.staleText())
+}
+
+// connRefused reports whether err is a refused TCP connection. Some clients
+// (franz-go) flatten the dial error into text, hence the string test too.
+func connRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused")
+}
+
+// envBoolOr is the boolean in env key (true/false/1/0 …), or def when the
+// variable is unset or not a boolean.
+func envBoolOr(c cli, key string, def bool) bool {
+	b, err := strconv.ParseBool(c.getenv(key))
+	if err != nil {
+		return def
+	}
+	return b
+}
+
+// urlHost is the host:port of a service URL, "" if it has none.
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

@@ -67,7 +67,7 @@ func runDev(ctx context.Context, c cli, args []string) error {
 		}
 	}
 	ep.RedisURL, ep.DatabaseURL, ep.Brokers, ep.JWTSecret = rds.URL(), pg.DSN("seckill"), strings.Join(broker.Addrs(), ","), secret
-	st := devState{RedisURL: ep.RedisURL, DatabaseURL: ep.DatabaseURL, Brokers: ep.Brokers, Topic: ep.Topic, HTTPAddr: sys.addr, PID: os.Getpid()}
+	st := devState{RedisURL: ep.RedisURL, DatabaseURL: ep.DatabaseURL, Brokers: ep.Brokers, Topic: ep.Topic, HTTPAddr: sys.addr, PID: os.Getpid(), StartedAt: time.Now().UTC()}
 	if err := writeDevState(data, st); err != nil {
 		return err
 	}

@@ -63,6 +63,14 @@ func runEvents(ctx context.Context, c cli, args []string) error {
 	if *format != eventstore.FormatJSONL && *format != eventstore.FormatCSV {
 		return usageError{fmt.Sprintf("--format %q: want jsonl or csv", *format)}
 	}
+	// An export to a file shows its progress on stderr (stdout carries
+	// the events otherwise, and a follow has no end to count to).
+	var bar *progress
+	if *out != "" && !*follow {
+		bar = newProgress(c.stderr, "records")
+		q.Progress = bar.counter("export")
+		defer bar.finish()
+	}
 	ep.fromDev()
 	if err := ep.need(false, false, true, false); err != nil {
 		return err
@@ -125,6 +133,9 @@ func runEvents(ctx context.Context, c cli, args []string) error {
 	}
 	if ferr != nil {
 		return fmt.Errorf("write: %w", ferr)
+	}
+	if bar != nil {
+		bar.finish()
 	}
 	if !*quietSum {
 		printSummary(c.stderr, st, time.Since(start))

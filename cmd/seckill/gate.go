@@ -98,7 +98,10 @@ func runGateRestore(ctx context.Context, c cli, args []string) error {
 	}
 
 	start := time.Now()
-	fold, st, err := eventstore.FoldLog(ctx, ep.brokerList(), ep.Topic)
+	// Progress on stderr: stdout is the report.
+	bar := newProgress(c.stderr, "records")
+	fold, st, err := eventstore.FoldLogWith(ctx, ep.brokerList(), ep.Topic, eventstore.FoldOptions{Progress: bar.counter("fold")})
+	bar.finish()
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/seckill/seckill/internal/buildinfo"
 )
 
 func main() {
@@ -54,12 +56,15 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// io bundles what a subcommand may use of the outside world, so tests can run
+// cli bundles what a subcommand may use of the outside world, so tests can run
 // every command in-process.
 type cli struct {
 	getenv func(string) string
 	stdout io.Writer
 	stderr io.Writer
+	// dev records the dev.json a command took its endpoints from, so a
+	// refused connection can say the file may be stale (config.go).
+	dev *devUse
 }
 
 type command struct {
@@ -80,11 +85,12 @@ func subcommands() map[string]command {
 		"audit":       {"fold the log and check every invariant, the gate and the read models against it", runAudit},
 		"ceiling":     {"serve an empty chi handler (the benchmark's HTTP ceiling)", runCeiling},
 		"loadtest":    {"send a bounded purchase burst at a running seckill on loopback and check the outcome", runLoadtest},
+		"version":     {"print the version, VCS revision and Go version of this build", runVersion},
 	}
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c := cli{getenv: getenv, stdout: stdout, stderr: stderr}
+	c := cli{getenv: getenv, stdout: stdout, stderr: stderr, dev: &devUse{warn: stderr}}
 	cmds := subcommands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout, cmds)
@@ -98,7 +104,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		usage(stderr, cmds)
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}
-	return cmd.run(ctx, c, args[1:])
+	err := cmd.run(ctx, c, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // help was asked for and printed: not a failure
+	}
+	return c.dev.explain(err)
+}
+
+// runVersion is `seckill version`.
+func runVersion(_ context.Context, c cli, args []string) error {
+	fs := newFlags(c, "version", "version\n\nPrints the version (set at link time, else the module's), the VCS revision and time, and the Go version.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, buildinfo.Read())
+	return nil
 }
 
 func usage(w io.Writer, cmds map[string]command) {
@@ -115,15 +135,37 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprint(w, b.String())
 }
 
-// newFlags makes a flag set that reports errors instead of exiting.
+// newFlags makes a flag set that reports errors instead of exiting. Help
+// that was asked for (-h, --help) goes to stdout, so it can be paged or
+// grepped; the usage printed after a mistake goes to stderr with the error.
 func newFlags(c cli, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	errOut := &sawWrite{w: c.stderr}
+	fs.SetOutput(errOut)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "Usage: seckill %s\n\nFlags:\n", synopsis)
+		// The flag package writes the error first, then calls Usage; when
+		// it calls Usage with nothing written, help was asked for.
+		w := c.stdout
+		if errOut.wrote {
+			w = c.stderr
+		}
+		fs.SetOutput(w)
+		fmt.Fprintf(w, "Usage: seckill %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
+		fs.SetOutput(errOut)
 	}
 	return fs
+}
+
+// sawWrite passes writes on and remembers that there was one.
+type sawWrite struct {
+	w     io.Writer
+	wrote bool
+}
+
+func (s *sawWrite) Write(p []byte) (int, error) {
+	s.wrote = true
+	return s.w.Write(p)
 }
 
 // parse parses args and turns flag errors into usage errors.

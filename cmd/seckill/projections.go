@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -95,15 +94,17 @@ type readModels struct {
 }
 
 // openReadModels builds the projections over pool and the daily database
-// (migrated here, since it may be a database of its own).
-func openReadModels(ctx context.Context, p projectionFlags, ep endpoints, pool *pgxpool.Pool, tracer pgx.QueryTracer) (*readModels, error) {
+// (migrated here when migrate is set, since it may be a database of its own).
+func openReadModels(ctx context.Context, p projectionFlags, ep endpoints, pool *pgxpool.Pool, tracer pgx.QueryTracer, migrate bool) (*readModels, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
 	rm := &readModels{pool: pool, dailyPool: pool}
 	if p.dailyURL != "" && p.dailyURL != ep.DatabaseURL {
-		if err := migrations.Up(ctx, p.dailyURL); err != nil {
-			return nil, fmt.Errorf("daily database: %w", err)
+		if migrate {
+			if err := migrations.Up(ctx, p.dailyURL); err != nil {
+				return nil, fmt.Errorf("daily database: %w", err)
+			}
 		}
 		dp, err := openPostgres(ctx, p.dailyURL, tracer)
 		if err != nil {
@@ -245,20 +246,24 @@ func runProjections(ctx context.Context, c cli, args []string) error {
 }
 
 // projectionsEnv opens what the projections command needs: the endpoints
-// (flags, env, or a running `seckill dev`) and the read models.
-func projectionsEnv(ctx context.Context, ep *endpoints, p projectionFlags) (*readModels, func(), error) {
+// (flags, env, or a running `seckill dev`) and the read models. Only a
+// command that writes (rebuild) migrates: status is read-only, and a schema
+// change is the business of `seckill migrate` or of the service.
+func projectionsEnv(ctx context.Context, ep *endpoints, p projectionFlags, migrate bool) (*readModels, func(), error) {
 	ep.fromDev()
 	if err := ep.need(false, true, true, false); err != nil {
 		return nil, nil, err
 	}
-	if err := migrations.Up(ctx, ep.DatabaseURL); err != nil {
-		return nil, nil, err
+	if migrate {
+		if err := migrations.Up(ctx, ep.DatabaseURL); err != nil {
+			return nil, nil, err
+		}
 	}
 	pool, err := openPostgres(ctx, ep.DatabaseURL, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	rm, err := openReadModels(ctx, p, *ep, pool, nil)
+	rm, err := openReadModels(ctx, p, *ep, pool, nil, migrate)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
@@ -279,7 +284,7 @@ func runProjectionsStatus(ctx context.Context, c cli, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	rm, done, err := projectionsEnv(ctx, &ep, p)
+	rm, done, err := projectionsEnv(ctx, &ep, p, false)
 	if err != nil {
 		return err
 	}
@@ -312,13 +317,19 @@ func printStatus(w io.Writer, st []projections.ProjectionStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%.1f\t%d\t%s\n", s.Projection, s.State, s.Applied, s.LogEnd, s.LagEvents, s.LagSeconds, s.DeadLetters, last)
 	}
 	tw.Flush()
+	missing := false
 	for _, s := range st {
+		missing = missing || strings.Contains(s.Error, "SQLSTATE 42P01")
 		if s.Rebuild != nil {
 			fmt.Fprintf(w, "%s: rebuild under way in schema %s: %d applied, %d to go\n", s.Projection, s.Rebuild.Schema, s.Rebuild.Applied, s.Rebuild.LagEvents)
 		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "%s: %s\n", s.Projection, s.Error)
 		}
+	}
+	if missing {
+		// status is read-only: it never migrates (serve and migrate do).
+		fmt.Fprintln(w, "tables are missing: has the database been migrated? (`seckill migrate`, or start `seckill serve`)")
 	}
 }
 
@@ -358,13 +369,14 @@ func runProjectionsRebuild(ctx context.Context, c cli, args []string) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if name == "" {
+		fmt.Fprintln(fs.Output(), "projections rebuild: which projection?")
 		fs.Usage()
 		return usageError{"which projection? orders, inventory or daily"}
 	}
 	if *batch < 1 || *workers < 1 || *swapWithin < 0 {
 		return usageError{"--batch and --workers must be >= 1, --swap-within >= 0"}
 	}
-	rm, done, err := projectionsEnv(ctx, &ep, p)
+	rm, done, err := projectionsEnv(ctx, &ep, p, true)
 	if err != nil {
 		return err
 	}
@@ -379,10 +391,10 @@ func runProjectionsRebuild(ctx context.Context, c cli, args []string) error {
 			*rate = p.dailyRate
 		}
 	}
-	bar := newProgressBar(c.stdout)
+	bar := newProgress(c.stdout, "events")
 	res, err := projections.Rebuild(ctx, projections.RebuildConfig{
 		Brokers: ep.brokerList(), Topic: ep.Topic, MaxBatch: *batch, Workers: *workers, SwapWithin: *swapWithin,
-		Resume: *resume, NoSwap: *noSwap, Rate: *rate, Progress: bar.update, Logger: newLogger(c, false),
+		Resume: *resume, NoSwap: *noSwap, Rate: *rate, Progress: rebuildProgress(bar), Logger: newLogger(c, false),
 	}, pool, proj)
 	bar.finish()
 	if err != nil {
@@ -399,62 +411,19 @@ func runProjectionsRebuild(ctx context.Context, c cli, args []string) error {
 	return nil
 }
 
-// progressBar shows a rebuild's progress: a bar redrawn in place on a
-// terminal, a plain line every few seconds otherwise (logs, CI).
-type progressBar struct {
-	w        io.Writer
-	tty      bool
-	last     time.Time
-	phase    string
-	drawn    bool
-	interval time.Duration
-}
-
-func newProgressBar(w io.Writer) *progressBar {
-	b := &progressBar{w: w, interval: 5 * time.Second}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			b.tty, b.interval = true, 0
+// rebuildProgress shows a rebuild's phases on bar.
+func rebuildProgress(bar *progress) func(projections.RebuildProgress) {
+	return func(p projections.RebuildProgress) {
+		if p.Phase == projections.PhaseDone {
+			return // the command prints the result
 		}
-	}
-	return b
-}
-
-func (b *progressBar) update(p projections.RebuildProgress) {
-	if p.Phase == projections.PhaseDone {
-		return // the command prints the result
-	}
-	first := p.Phase != b.phase
-	if !first && !p.Final && time.Since(b.last) < b.interval {
-		return
-	}
-	b.last = time.Now()
-	if first && b.tty && b.drawn {
-		fmt.Fprintln(b.w)
-		b.drawn = false
-	}
-	b.phase = p.Phase
-	if p.Total <= 0 {
-		// prepare, swap, or a catch-up with nothing to do: one line.
-		if first {
-			fmt.Fprintln(b.w, phaseText[p.Phase])
+		if p.Total <= 0 {
+			// prepare, swap, or a catch-up with nothing to do: one line.
+			bar.note(p.Phase, phaseText[p.Phase])
+			return
 		}
-		return
+		bar.show(p.Phase, p.Done, p.Total, p.Rate, p.ETA, p.Final)
 	}
-	eta := "-"
-	if p.ETA > 0 {
-		eta = p.ETA.Round(time.Second).String()
-	}
-	if b.tty {
-		const width = 30
-		done := min(width, int(float64(width)*float64(p.Done)/float64(p.Total)))
-		fmt.Fprintf(b.w, "\r%-8s [%s%s] %d/%d events  %.0f/s  ETA %s   ", p.Phase,
-			strings.Repeat("#", done), strings.Repeat(".", width-done), p.Done, p.Total, p.Rate, eta)
-		b.drawn = true
-		return
-	}
-	fmt.Fprintf(b.w, "%s: %d/%d events (%.1f%%), %.0f events/s, ETA %s\n", p.Phase, p.Done, p.Total,
-		100*float64(p.Done)/float64(p.Total), p.Rate, eta)
 }
 
 // phaseText says what a phase without a count does.
@@ -462,10 +431,4 @@ var phaseText = map[string]string{
 	projections.PhasePrepare: "prepare: creating the shadow tables",
 	projections.PhaseCatchUp: "catch-up: nothing to apply",
 	projections.PhaseSwap:    "swap: locking the live projection, applying what it is ahead by, swapping the tables in",
-}
-
-func (b *progressBar) finish() {
-	if b.tty && b.drawn {
-		fmt.Fprintln(b.w)
-	}
 }

@@ -36,6 +36,7 @@ type systemFlags struct {
 	devSignIn  bool              // serve POST /v1/dev/token (password-less demo sign-in)
 	onListen   func(addr string) // called once the API listens
 	adminAddr  string            // pprof, metrics and probes; "" for none
+	migrate    bool              // apply the migrations at start
 	protect    protectionFlags   // node-wide protections (protect.go)
 	proj       projectionFlags   // projections, the daily read model's pace and database (projections.go)
 }
@@ -48,6 +49,8 @@ func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
 	fs.DurationVar(&s.shutdown, "shutdown-timeout", 15*time.Second, "how long a SIGTERM may take: in-flight requests finish, the relay and projections flush")
 	fs.StringVar(&s.adminAddr, "admin-addr", c.getenv("SECKILL_ADMIN_ADDR"),
 		"private listener for pprof (/debug/pprof/), /metrics, /healthz and /readyz, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly (env SECKILL_ADMIN_ADDR)")
+	fs.BoolVar(&s.migrate, "migrate", envBoolOr(c, "SECKILL_MIGRATE", true),
+		"apply the database migrations at start (under an advisory lock); --migrate=false where a job owns the schema (`seckill migrate`) (env SECKILL_MIGRATE)")
 	s.protect.bind(c, fs)
 	s.proj.bind(c, fs)
 }
@@ -119,8 +122,10 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 	if err := pingRedis(ctx, rdb); err != nil {
 		return fmt.Errorf("redis %s: %w", redactURL(ep.RedisURL), err)
 	}
-	if err := migrations.Up(ctx, ep.DatabaseURL); err != nil {
-		return err
+	if sys.migrate {
+		if err := migrations.Up(ctx, ep.DatabaseURL); err != nil {
+			return err
+		}
 	}
 	pgTracer, err := metrics.NewPGTracer(reg)
 	if err != nil {
@@ -194,7 +199,7 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 	}
 	// The read models (projections.go): orders, inventory, daily (maybe in a
 	// database of its own); a projector runs their consumers.
-	rm, err := openReadModels(ctx, sys.proj, ep, pool, pgTracer)
+	rm, err := openReadModels(ctx, sys.proj, ep, pool, pgTracer, sys.migrate)
 	if err != nil {
 		return err
 	}
