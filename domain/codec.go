@@ -7,6 +7,8 @@ import (
 	"time"
 )
 
+//go:generate go run ../internal/codecgen/cmd/codecgen
+
 // Envelope is how every event is stored in the log. The payload is the event's
 // JSON at schema version Version; Decode upcasts it to the current version.
 type Envelope struct {
@@ -84,8 +86,8 @@ func NewEnvelope(e Event, at time.Time) (Envelope, error) {
 
 // Encode returns the JSON of e's envelope at time at: the bytes of one log record.
 func Encode(e Event, at time.Time) ([]byte, error) {
-	// The events of every purchase and payment have hand-written encoders
-	// that write the same bytes as json.Marshal (fastjson.go).
+	// Every event has a generated encoder that writes the same bytes as
+	// json.Marshal (fastjson.go, codec_gen.go).
 	if b, ok := appendEvent(make([]byte, 0, 512), e, at); ok {
 		return b, nil
 	}
@@ -162,28 +164,4 @@ func DecodePayload(env *Envelope) (Event, error) {
 		return nil, fmt.Errorf("event %s: decode %s payload: %w", env.ID, env.Type, err)
 	}
 	return deref(ev), nil
-}
-
-// deref turns the pointer the decoder filled back into the value type, so
-// callers switch on plain event types.
-func deref(e Event) Event {
-	switch v := e.(type) {
-	case *SaleCreated:
-		return *v
-	case *StockReserved:
-		return *v
-	case *OrderPlaced:
-		return *v
-	case *OrderPaid:
-		return *v
-	case *OrderExpired:
-		return *v
-	case *StockReleased:
-		return *v
-	case *SaleEnded:
-		return *v
-	case *StockMoved:
-		return *v
-	}
-	return e
 }

@@ -6,9 +6,11 @@ import (
 	"time"
 )
 
-// Hand-written JSON for the events every purchase and payment writes
-// (StockReserved, OrderPlaced, OrderPaid) and for the envelope every reader
-// parses. encoding/json is reflection: per purchase the gate encoded two
+// JSON without reflection for every event and for the envelope every reader
+// parses. Each event's appender and reader are generated from its struct
+// (codec_gen.go, by internal/codecgen: go generate ./domain), so a field is
+// said once; this file holds the envelope and the primitives they share.
+// encoding/json is reflection: per purchase the gate encoded two
 // payloads and two envelopes (re-scanning each payload to compact it), and
 // each projection decoded every envelope twice over (validate, then parse)
 // — 10-15% of the CPU of a node that runs the API, the relay and the
@@ -18,34 +20,23 @@ import (
 //   - appendEvent writes exactly what json.Marshal writes (same field order,
 //     same escaping: any string that is not plain printable ASCII is handed to
 //     json.Marshal); TestFastEncodeMatchesJSON fills every field of each type
-//     by reflection, so a field added to one of these events without updating
-//     its appender fails the test.
+//     by reflection and compares, and TestCodecGenerated fails when
+//     codec_gen.go is not what the generator makes of today's structs.
 //   - the readers accept only that canonical form (no whitespace, no escapes,
 //     fields in order) and report false for anything else, which then goes
 //     through encoding/json as before; FuzzFastDecode checks that whatever
 //     they accept decodes to what encoding/json decodes.
 
 // appendEvent appends e's envelope at time at and reports whether it could:
-// false for types without a hand-written appender and for values json.Marshal
+// false for types without a generated appender and for values json.Marshal
 // would refuse (a time outside [0, 9999]), which the caller encodes the slow way.
 func appendEvent(b []byte, e Event, at time.Time) ([]byte, bool) {
-	var (
-		t       string
-		payload func([]byte) ([]byte, bool)
-	)
-	switch v := e.(type) {
-	case StockReserved:
-		t, payload = TypeStockReserved, v.appendJSON
-	case OrderPlaced:
-		t, payload = TypeOrderPlaced, v.appendJSON
-	case OrderPaid:
-		t, payload = TypeOrderPaid, v.appendJSON
-	default:
+	t := e.EventType()
+	version, known := CurrentVersion(t)
+	if !known {
 		return b, false
 	}
-	version, _ := CurrentVersion(t)
 	agg := e.AggregateID()
-	ok := true
 	b = append(b, `{"id":`...)
 	b = appendString(b, EventID(agg, t))
 	b = append(b, `,"type":`...)
@@ -53,62 +44,12 @@ func appendEvent(b []byte, e Event, at time.Time) ([]byte, bool) {
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, int64(version), 10)
 	b = append(b, `,"occurred_at":`...)
-	b, ok = appendTime(b, at.UTC())
+	b, ok := appendTime(b, at.UTC())
 	b = append(b, `,"aggregate_id":`...)
 	b = appendString(b, agg)
 	b = append(b, `,"payload":`...)
-	b, pok := payload(b)
+	b, pok := appendPayload(b, e)
 	return append(b, '}'), ok && pok
-}
-
-func (e StockReserved) appendJSON(b []byte) ([]byte, bool) {
-	b = append(b, `{"sale_id":`...)
-	b = appendString(b, e.SaleID)
-	b = append(b, `,"order_id":`...)
-	b = appendString(b, e.OrderID)
-	b = append(b, `,"user_id":`...)
-	b = appendString(b, e.UserID)
-	b = append(b, `,"quantity":`...)
-	b = strconv.AppendInt(b, e.Quantity, 10)
-	return append(b, '}'), true
-}
-
-func (e OrderPlaced) appendJSON(b []byte) ([]byte, bool) {
-	b = append(b, `{"order_id":`...)
-	b = appendString(b, e.OrderID)
-	b = append(b, `,"sale_id":`...)
-	b = appendString(b, e.SaleID)
-	b = append(b, `,"user_id":`...)
-	b = appendString(b, e.UserID)
-	b = append(b, `,"quantity":`...)
-	b = strconv.AppendInt(b, e.Quantity, 10)
-	b = append(b, `,"price_cents":`...)
-	b = strconv.AppendInt(b, e.PriceCents, 10)
-	b = append(b, `,"amount_cents":`...)
-	b = strconv.AppendInt(b, e.AmountCents, 10)
-	b = append(b, `,"pay_by":`...)
-	b, ok := appendTime(b, e.PayBy)
-	if e.IdempotencyKey != "" {
-		b = append(b, `,"idempotency_key":`...)
-		b = appendString(b, e.IdempotencyKey)
-	}
-	return append(b, '}'), ok
-}
-
-func (e OrderPaid) appendJSON(b []byte) ([]byte, bool) {
-	b = append(b, `{"order_id":`...)
-	b = appendString(b, e.OrderID)
-	b = append(b, `,"sale_id":`...)
-	b = appendString(b, e.SaleID)
-	b = append(b, `,"user_id":`...)
-	b = appendString(b, e.UserID)
-	b = append(b, `,"quantity":`...)
-	b = strconv.AppendInt(b, e.Quantity, 10)
-	b = append(b, `,"amount_cents":`...)
-	b = strconv.AppendInt(b, e.AmountCents, 10)
-	b = append(b, `,"payment_ref":`...)
-	b = appendString(b, e.PaymentRef)
-	return append(b, '}'), true
 }
 
 // plainByte reports whether json.Marshal writes c as itself inside a string:
@@ -142,6 +83,28 @@ func appendTime(b []byte, t time.Time) ([]byte, bool) {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"'), true
+}
+
+// appendTimeOK is appendTime for a chain of appends: ok stays false once
+// one of them failed.
+func appendTimeOK(b []byte, t time.Time, ok bool) ([]byte, bool) {
+	b, tok := appendTime(b, t)
+	return b, ok && tok
+}
+
+// appendInt64s appends s as json.Marshal does: null for a nil slice.
+func appendInt64s(b []byte, s []int64) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, v := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, v, 10)
+	}
+	return append(b, ']')
 }
 
 // canonReader reads JSON in exactly the shape the appenders above write.
@@ -213,6 +176,48 @@ func (r *canonReader) int() int64 {
 	return v
 }
 
+// bool reads true or false.
+func (r *canonReader) bool() bool {
+	switch {
+	case r.peek("true"):
+		r.i += 4
+		return true
+	case r.peek("false"):
+		r.i += 5
+		return false
+	}
+	r.ok = false
+	return false
+}
+
+// int64s reads null (a nil slice) or an array of integers (a non-nil slice,
+// empty for [], as encoding/json makes it).
+func (r *canonReader) int64s() []int64 {
+	if r.peek("null") {
+		r.i += 4
+		return nil
+	}
+	r.lit("[")
+	out := []int64{}
+	if r.peek("]") {
+		r.i++
+		return out
+	}
+	for r.ok {
+		out = append(out, r.int())
+		if r.peek(",") {
+			r.i++
+			continue
+		}
+		r.lit("]")
+		break
+	}
+	if !r.ok {
+		return nil
+	}
+	return out
+}
+
 // time reads a quoted time with the very parser encoding/json calls.
 func (r *canonReader) time() time.Time {
 	if !r.ok || r.i >= len(r.b) || r.b[r.i] != '"' {
@@ -273,70 +278,12 @@ func fastEnvelope(data []byte) (Envelope, bool) {
 	return env, true
 }
 
-// fastPayload decodes env's payload when it is current and canonical; false
-// for anything else (the caller decodes strictly with encoding/json).
+// fastPayload decodes env's payload when it is canonical (as appendPayload
+// writes it); false for anything else (the caller decodes strictly with
+// encoding/json). env must be at its type's current version: an upcast
+// payload is re-encoded by the upcaster and so rarely canonical, and is left
+// to encoding/json.
 func fastPayload(env *Envelope) (Event, bool) {
 	r := canonReader{b: env.Payload, ok: true}
-	switch env.Type {
-	case TypeStockReserved:
-		if env.Version != 1 {
-			return nil, false
-		}
-		var e StockReserved
-		r.lit(`{"sale_id":`)
-		e.SaleID = r.str()
-		r.lit(`,"order_id":`)
-		e.OrderID = r.str()
-		r.lit(`,"user_id":`)
-		e.UserID = r.str()
-		r.lit(`,"quantity":`)
-		e.Quantity = r.int()
-		r.lit(`}`)
-		return e, r.done()
-	case TypeOrderPlaced:
-		if env.Version != 2 {
-			return nil, false
-		}
-		var e OrderPlaced
-		r.lit(`{"order_id":`)
-		e.OrderID = r.str()
-		r.lit(`,"sale_id":`)
-		e.SaleID = r.str()
-		r.lit(`,"user_id":`)
-		e.UserID = r.str()
-		r.lit(`,"quantity":`)
-		e.Quantity = r.int()
-		r.lit(`,"price_cents":`)
-		e.PriceCents = r.int()
-		r.lit(`,"amount_cents":`)
-		e.AmountCents = r.int()
-		r.lit(`,"pay_by":`)
-		e.PayBy = r.time()
-		if r.peek(`,"idempotency_key":`) {
-			r.lit(`,"idempotency_key":`)
-			e.IdempotencyKey = r.str()
-		}
-		r.lit(`}`)
-		return e, r.done()
-	case TypeOrderPaid:
-		if env.Version != 1 {
-			return nil, false
-		}
-		var e OrderPaid
-		r.lit(`{"order_id":`)
-		e.OrderID = r.str()
-		r.lit(`,"sale_id":`)
-		e.SaleID = r.str()
-		r.lit(`,"user_id":`)
-		e.UserID = r.str()
-		r.lit(`,"quantity":`)
-		e.Quantity = r.int()
-		r.lit(`,"amount_cents":`)
-		e.AmountCents = r.int()
-		r.lit(`,"payment_ref":`)
-		e.PaymentRef = r.str()
-		r.lit(`}`)
-		return e, r.done()
-	}
-	return nil, false
+	return readPayload(env.Type, &r)
 }
