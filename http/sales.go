@@ -74,15 +74,6 @@ func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, sale)
 }
 
-func (s *server) getSale(w http.ResponseWriter, r *http.Request) {
-	sale, err := s.Gate.Sale(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, sale)
-}
-
 func (s *server) endSale(w http.ResponseWriter, r *http.Request) {
 	sale, err := s.Gate.EndSale(r.Context(), commands.EndSale{SaleID: chi.URLParam(r, "id")})
 	if err != nil {

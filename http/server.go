@@ -65,6 +65,12 @@ type Config struct {
 	// and outcome, latency) and is served at GET /metrics. It is the
 	// process's one registry, holding everything else it measures too.
 	Registry *prometheus.Registry
+	// StatusMaxAge is how long caches may serve a sale status
+	// (GET /v1/sales/{id}); 0: DefaultStatusMaxAge; negative: every use
+	// revalidates (no-cache).
+	StatusMaxAge time.Duration
+	// ClientLimit is the per-client-address limit on /v1 (off unless RPS > 0).
+	ClientLimit ClientLimitConfig
 }
 
 func (c Config) validate() error {
@@ -78,12 +84,14 @@ func (c Config) validate() error {
 	if c.Auth == nil {
 		errs = append(errs, errors.New("http: Auth is required"))
 	}
+	errs = append(errs, c.ClientLimit.validate())
 	return errors.Join(errs...)
 }
 
 type server struct {
 	Config
-	log *slog.Logger
+	log         *slog.Logger
+	statusCache string // Cache-Control of a sale status
 }
 
 // NewHandler builds the REST API.
@@ -97,7 +105,10 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
-	s := &server{Config: cfg, log: cfg.Logger}
+	if cfg.StatusMaxAge == 0 {
+		cfg.StatusMaxAge = DefaultStatusMaxAge
+	}
+	s := &server{Config: cfg, log: cfg.Logger, statusCache: statusCacheControl(cfg.StatusMaxAge)}
 	r := chi.NewRouter()
 	if cfg.Registry != nil {
 		m, err := newHTTPMetrics(cfg.Registry)
@@ -135,6 +146,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		r.With(s.authenticate, s.adminOnly).Get("/v1/admin/events", s.adminEvents)
 	}
 	r.Route("/v1", func(r chi.Router) {
+		if lim := newClientLimiter(cfg.ClientLimit); lim != nil {
+			r.Use(lim.middleware)
+		}
 		// The purchase is the one call a flash sale is made of, so it skips
 		// the handler timeout (a context and a timer per request, ~5% of a
 		// sold_out answer): it waits on nothing but the gate, and the gate
@@ -152,6 +166,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 func (s *server) routeV1(r chi.Router) {
 	cfg := s.Config
 	r.Get("/sales/{id}", s.getSale)
+	r.Get("/time", s.getTime)
 	if cfg.Sales != nil {
 		r.Get("/sales", s.listSales)
 	}

@@ -38,6 +38,7 @@ type systemFlags struct {
 	adminAddr  string            // pprof, metrics and probes; "" for none
 	migrate    bool              // apply the migrations at start
 	protect    protectionFlags   // node-wide protections (protect.go)
+	edge       edgeFlags         // per-client limit, trusted proxies, status caching (edge.go)
 	proj       projectionFlags   // projections, the daily read model's pace and database (projections.go)
 }
 
@@ -52,6 +53,7 @@ func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
 	fs.BoolVar(&s.migrate, "migrate", envBoolOr(c, "SECKILL_MIGRATE", true),
 		"apply the database migrations at start (under an advisory lock); --migrate=false where a job owns the schema (`seckill migrate`) (env SECKILL_MIGRATE)")
 	s.protect.bind(c, fs)
+	s.edge.bind(c, fs)
 	s.proj.bind(c, fs)
 }
 
@@ -70,7 +72,7 @@ func (s *systemFlags) validate() error {
 			return usageError{fmt.Sprintf("unknown role %q (want %s or all)", r, strings.Join(roles, ", "))}
 		}
 	}
-	return errors.Join(s.protect.validate(), s.proj.validate())
+	return errors.Join(s.protect.validate(), s.edge.validate(), s.proj.validate())
 }
 
 func runServe(ctx context.Context, c cli, args []string) error {
@@ -241,12 +243,14 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 		if err := reg.Register(stock); err != nil {
 			return err
 		}
-		h, err := shttp.NewHandler(shttp.Config{
+		hcfg := shttp.Config{
 			Gate: countedGate, Orders: orders, Auth: auth, Logger: log, Events: eventLog,
 			Sales: orders, DevSignIn: sys.devSignIn, Registry: reg,
 			Inventory: rm.inventory, Daily: rm.daily, Projections: rm.monitor,
 			Ready: readyChecks(sys, rdb, pool, brokers, ep.Topic),
-		})
+		}
+		sys.edge.apply(&hcfg)
+		h, err := shttp.NewHandler(hcfg)
 		if err != nil {
 			return err
 		}

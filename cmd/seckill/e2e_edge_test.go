@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seckill/seckill/internal/nginx"
+)
+
+// clientFrom is an HTTP client whose connections leave from the loopback
+// address local (127.0.0.0/8 is all loopback on Linux), so one test can be
+// a trusted proxy and an untrusted client at once.
+func clientFrom(local string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+}
+
+// edgeCall sends one request with an X-Forwarded-For ("" for none).
+func edgeCall(t *testing.T, c *http.Client, method, url, xff, token string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(`{"quantity":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// The per-client-address limit through `seckill serve`: behind the trusted
+// proxy (127.0.0.2) the client is the right-most address the proxy did not
+// add; a client cannot pick its address with a header of its own, and a
+// peer that is not a trusted proxy is limited as itself whatever it sends.
+func TestClientLimitEndToEnd(t *testing.T) {
+	s := startSystem(t, "SECKILL_CLIENT_RPS", "1", "SECKILL_CLIENT_BURST", "3", "SECKILL_TRUSTED_PROXIES", "127.0.0.2")
+	proxy, direct := clientFrom("127.0.0.2"), clientFrom("127.0.0.1")
+	at := s.base + "/v1/time"
+	limited := func(what string, r response) {
+		t.Helper()
+		var b struct {
+			Error struct {
+				Code         string `json:"code"`
+				RetryAfterMS int64  `json:"retry_after_ms"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal([]byte(r.raw), &b)
+		if r.status != http.StatusTooManyRequests || b.Error.Code != "rate_limited" || r.header.Get("Retry-After") != "1" ||
+			b.Error.RetryAfterMS < 1 || b.Error.RetryAfterMS > 1000 || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: %d %s (Retry-After %q), want 429 rate_limited, Retry-After 1, retry_after_ms in (0, 1000]", what, r.status, r.raw, r.header.Get("Retry-After"))
+		}
+	}
+
+	for i := range 3 {
+		if r := edgeCall(t, proxy, "GET", at, "203.0.113.9", ""); r.status != http.StatusOK {
+			t.Fatalf("request %d of the burst behind the proxy: %d %s", i+1, r.status, r.raw)
+		}
+	}
+	limited("the 4th request", edgeCall(t, proxy, "GET", at, "203.0.113.9", ""))
+	limited("a forged address left of the real one", edgeCall(t, proxy, "GET", at, "198.51.100.1, 203.0.113.9", ""))
+	// A purchase is refused before anything else is looked at, the JWT included.
+	limited("a purchase", edgeCall(t, proxy, "POST", s.base+"/v1/sales/x/purchase", "203.0.113.9", "not-a-jwt"))
+	if r := edgeCall(t, proxy, "GET", at, "198.51.100.1", ""); r.status != http.StatusOK {
+		t.Errorf("another client behind the same proxy: %d %s", r.status, r.raw)
+	}
+
+	// Not a trusted proxy: its X-Forwarded-For is not believed.
+	for i := range 3 {
+		if r := edgeCall(t, direct, "GET", at, fmt.Sprintf("192.0.2.%d", i), ""); r.status != http.StatusOK {
+			t.Fatalf("direct request %d: %d %s", i+1, r.status, r.raw)
+		}
+	}
+	limited("an untrusted peer naming a fresh address", edgeCall(t, direct, "GET", at, "192.0.2.99", ""))
+
+	// Waiting out Retry-After is enough.
+	time.Sleep(time.Second)
+	if r := edgeCall(t, proxy, "GET", at, "203.0.113.9", ""); r.status != http.StatusOK {
+		t.Errorf("after Retry-After: %d %s", r.status, r.raw)
+	}
+}
+
+// apiRequests sums seckill_http_requests_total of one route from /metrics.
+func apiRequests(t *testing.T, base, route string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "seckill_http_requests_total{") && strings.Contains(line, `route="`+route+`"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += int(v)
+		}
+	}
+	return n
+}
+
+// The sale status through the deployed nginx (deploy/nginx.conf) in front
+// of `seckill serve`: viewers polling it reach the API about once a second
+// in all, and a purchase shows within the cache's bound.
+func TestSaleStatusThroughNginx(t *testing.T) {
+	if _, err := nginx.Find(); err != nil {
+		if testingCI() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	s := startSystem(t)
+	p, err := nginx.Start(context.Background(), nginx.Config{
+		Upstreams: []string{strings.TrimPrefix(s.base, "http://")}, Dir: t.TempDir(), AccessLog: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	sale := s.createSale(5, "")
+	const route = "/v1/sales/{id}"
+	before := apiRequests(t, s.base, route)
+
+	var polls, notModified atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(3 * time.Second)
+	for v := range 30 {
+		wg.Go(func() {
+			etag := ""
+			for time.Now().Before(stop) {
+				req, _ := http.NewRequest("GET", p.URL+"/v1/sales/"+sale, nil)
+				if etag != "" && v%2 == 0 { // half the viewers revalidate, as the page does
+					req.Header.Set("If-None-Match", etag)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+					etag = resp.Header.Get("ETag")
+				case http.StatusNotModified:
+					notModified.Add(1)
+				default:
+					t.Errorf("status through nginx: %d", resp.StatusCode)
+				}
+				polls.Add(1)
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	reached := apiRequests(t, s.base, route) - before
+	t.Logf("%d polls through nginx (%d answered 304 by nginx), %d reached the API", polls.Load(), notModified.Load(), reached)
+	if polls.Load() < 600 || reached < 1 || reached > 8 {
+		t.Errorf("%d polls through nginx, %d reached the API: want ≥ 600 polls and 1-8 at the API (one per second of max-age, plus refreshes)", polls.Load(), reached)
+	}
+	if notModified.Load() == 0 {
+		t.Error("nginx never answered If-None-Match with 304")
+	}
+
+	// A purchase shows through the cache within max-age + stale-while-
+	// revalidate (2 s) plus the gate's 0.5 s.
+	if r := s.do("POST", "/v1/sales/"+sale+"/purchase", s.token("alice"), `{"quantity":1}`); r.status != http.StatusAccepted {
+		t.Fatalf("purchase: %d %s", r.status, r.raw)
+	}
+	bought := time.Now()
+	for {
+		r := edgeCall(t, http.DefaultClient, "GET", p.URL+"/v1/sales/"+sale, "", "")
+		if r.body["remaining"] == float64(4) {
+			t.Logf("the purchase showed through the cache after %v", time.Since(bought).Round(time.Millisecond))
+			break
+		}
+		if time.Since(bought) > 3500*time.Millisecond {
+			t.Fatalf("3.5 s after a purchase the cached status still says %v", r.body["remaining"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testingCI reports whether this is CI, where a missing tool fails a test
+// instead of skipping it (.ci/run installs them all).
+func testingCI() bool { return os.Getenv("CI") == "true" }
