@@ -18,6 +18,9 @@ const (
 	DefaultStagedUserIntervalMS = 1000
 	// MaxIntervalMS bounds both intervals: an hour.
 	MaxIntervalMS = 3_600_000
+	// MaxChallengeBits bounds a sale's proof of work: 2^28 hashes are
+	// minutes in a phone's browser already.
+	MaxChallengeBits = 28
 	// UserIntervalOff, as Protections.UserIntervalMS of a SaleSpec, turns the
 	// per-user rate limit off where a default would turn it on (0 means "the
 	// default").
@@ -38,11 +41,19 @@ type Protections struct {
 	// RequireToken makes every purchase present a purchase token minted for
 	// its user and sale (the "hidden URL").
 	RequireToken bool `json:"require_token,omitempty"`
+	// ChallengeBits asks for a proof of work before a purchase token is
+	// issued (package challenge): a SHA-256 with this many leading zero bits,
+	// 2^bits hashes on average (0: none). It implies RequireToken.
+	ChallengeBits int64 `json:"challenge_bits,omitempty"`
 }
 
 // withDefaults fills a staged sale's interval and per-user limit and turns
 // UserIntervalOff into 0.
 func (p Protections) withDefaults() Protections {
+	if p.ChallengeBits > 0 {
+		// The challenge guards the token; without tokens it guards nothing.
+		p.RequireToken = true
+	}
 	if p.ReleaseStep > 0 && p.ReleaseIntervalMS == 0 {
 		p.ReleaseIntervalMS = DefaultReleaseIntervalMS
 	}
@@ -58,6 +69,9 @@ func (p Protections) withDefaults() Protections {
 // validate reports what is wrong with p for a sale of spec.
 func (p Protections) validate(spec SaleSpec) []error {
 	var errs []error
+	if p.ChallengeBits < 0 || p.ChallengeBits > MaxChallengeBits {
+		errs = append(errs, Invalid("challenge_bits", "must be between 0 (no challenge) and %d", MaxChallengeBits))
+	}
 	if (p.UserIntervalMS < 0 && p.UserIntervalMS != UserIntervalOff) || p.UserIntervalMS > MaxIntervalMS {
 		errs = append(errs, Invalid("user_interval_ms", "must be between 0 (off) and %d", MaxIntervalMS))
 	}

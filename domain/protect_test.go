@@ -38,6 +38,11 @@ func TestProtectionsDefaultsAndValidation(t *testing.T) {
 		{"interval without step", domain.Protections{ReleaseIntervalMS: 100}, domain.Protections{ReleaseIntervalMS: 100}, "release_interval_ms"},
 		{"release longer than the window", domain.Protections{ReleaseStep: 1, ReleaseIntervalMS: 60_000},
 			domain.Protections{ReleaseStep: 1, ReleaseIntervalMS: 60_000, UserIntervalMS: 1000}, "release_step"},
+		{"a challenge implies the purchase token", domain.Protections{ChallengeBits: 16},
+			domain.Protections{ChallengeBits: 16, RequireToken: true}, ""},
+		{"challenge too hard", domain.Protections{ChallengeBits: domain.MaxChallengeBits + 1},
+			domain.Protections{ChallengeBits: domain.MaxChallengeBits + 1, RequireToken: true}, "challenge_bits"},
+		{"negative challenge", domain.Protections{ChallengeBits: -1}, domain.Protections{ChallengeBits: -1}, "challenge_bits"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,21 +6,9 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-// The protections' own calls: purchase tokens for shoppers, the blacklist for
-// admins. The checks themselves run in commands.Gate.Purchase.
-
-// purchaseToken is GET /v1/sales/{id}/token: a signed, short-lived token that
-// lets the caller buy in the sale (the hidden purchase URL of seed 000). 409
-// not_started (with Retry-After) until the sale starts.
-func (s *server) purchaseToken(w http.ResponseWriter, r *http.Request) {
-	id, _ := identityFrom(r.Context())
-	tok, err := s.Gate.PurchaseToken(r.Context(), chi.URLParam(r, "id"), id.UserID)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, tok)
-}
+// The protections' own calls: the blacklist for admins (purchase tokens and
+// their challenge: challenge.go). The checks themselves run in
+// commands.Gate.Purchase.
 
 type blacklistEntry struct {
 	UserID  string `json:"user_id"`

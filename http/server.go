@@ -71,6 +71,10 @@ type Config struct {
 	StatusMaxAge time.Duration
 	// ClientLimit is the per-client-address limit on /v1 (off unless RPS > 0).
 	ClientLimit ClientLimitConfig
+	// Challenges, when set, serves GET /v1/sales/{id}/challenge and checks
+	// the solution that sales with challenge_bits want before a purchase
+	// token (http/challenge.go).
+	Challenges Challenger
 }
 
 func (c Config) validate() error {
@@ -176,6 +180,7 @@ func (s *server) routeV1(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.Get("/sales/{id}/token", s.purchaseToken)
+		r.Get("/sales/{id}/challenge", s.getChallenge)
 		r.Get("/orders/{id}", s.getOrder)
 		r.Post("/orders/{id}/pay", s.pay)
 		r.Get("/users/me/orders", s.myOrders)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seckill/seckill/challenge"
 	"github.com/seckill/seckill/internal/nginx"
 )
 
@@ -209,3 +210,91 @@ func TestSaleStatusThroughNginx(t *testing.T) {
 // testingCI reports whether this is CI, where a missing tool fails a test
 // instead of skipping it (.ci/run installs them all).
 func testingCI() bool { return os.Getenv("CI") == "true" }
+
+// The per-sale challenge through `seckill serve` on two API nodes: no
+// solution, no purchase token; a solution gets one, once, on any node; the
+// work done before the start is not lost to a not_started.
+func TestChallengeEndToEnd(t *testing.T) {
+	s := startSystem(t)
+	second := s.startAPINode()
+	startsAt := time.Now().Add(2 * time.Second).UTC()
+	r := s.do("POST", "/v1/sales", s.admin, fmt.Sprintf(
+		`{"name":"Phone","stock":5,"price_cents":100,"starts_at":%q,"ends_at":%q,"challenge_bits":12}`,
+		startsAt.Format(time.RFC3339Nano), startsAt.Add(time.Hour).Format(time.RFC3339Nano)))
+	if r.status != http.StatusCreated || r.body["challenge_bits"] != float64(12) || r.body["require_token"] != true {
+		t.Fatalf("create a sale with challenge_bits 12: %d %s, want 201 with challenge_bits 12 and require_token", r.status, r.raw)
+	}
+	sale := r.str("id")
+	solve := func(base, user string) string {
+		t.Helper()
+		r := s.doAt(base, "GET", "/v1/sales/"+sale+"/challenge", s.token(user), "")
+		if r.status != http.StatusOK || r.body["bits"] != float64(12) || r.str("header") != challenge.Header {
+			t.Fatalf("challenge for %s: %d %s", user, r.status, r.raw)
+		}
+		sol, err := challenge.Solve(context.Background(), r.str("challenge"), 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sol
+	}
+	token := func(base, user, solution string) response {
+		t.Helper()
+		return s.doAt(base, "GET", "/v1/sales/"+sale+"/token", s.token(user), "", challenge.Header, solution)
+	}
+	refused := func(what string, r response, code string) {
+		t.Helper()
+		if r.status != http.StatusForbidden || r.errCode() != code {
+			t.Errorf("%s: %d %s, want 403 %s", what, r.status, r.raw, code)
+		}
+	}
+
+	// Solved during the countdown; asked for too early, it is not spent.
+	alice := solve(s.base, "alice")
+	if r := token(s.base, "alice", alice); r.status != http.StatusConflict || r.errCode() != "not_started" {
+		t.Fatalf("token before the start: %d %s, want 409 not_started", r.status, r.raw)
+	}
+	time.Sleep(time.Until(startsAt) + 100*time.Millisecond)
+
+	refused("no solution", token(s.base, "alice", ""), "challenge_required")
+	refused("alice's solution for bob", token(s.base, "bob", alice), "challenge_failed")
+	refused("a counter that was not worked for", token(s.base, "alice", alice[:strings.LastIndexByte(alice, '.')]+".1"), "challenge_failed")
+	// Buying needs the token, so the challenge guards the purchase.
+	if r := s.do("POST", "/v1/sales/"+sale+"/purchase", s.token("alice"), `{"quantity":1}`); r.errCode() != "token_required" {
+		t.Errorf("purchase without a token: %d %s, want 403 token_required", r.status, r.raw)
+	}
+	r = token(s.base, "alice", alice)
+	if r.status != http.StatusOK || r.str("token") == "" {
+		t.Fatalf("token with a solution: %d %s", r.status, r.raw)
+	}
+	if p := s.do("POST", "/v1/sales/"+sale+"/purchase", s.token("alice"), `{"quantity":1}`, "X-Purchase-Token", r.str("token")); p.status != http.StatusAccepted {
+		t.Errorf("purchase with the token: %d %s", p.status, p.raw)
+	}
+	// Single use, on this node and on the other one.
+	refused("the same solution again", token(s.base, "alice", alice), "challenge_used")
+	refused("the same solution on the other node", token(second, "alice", alice), "challenge_used")
+	// Two nodes racing with one solution: one token.
+	carl := solve(second, "carl")
+	var wg sync.WaitGroup
+	var granted atomic.Int64
+	for i := range 8 {
+		wg.Go(func() {
+			if r := token([]string{s.base, second}[i%2], "carl", carl); r.status == http.StatusOK {
+				granted.Add(1)
+			} else if r.errCode() != "challenge_used" {
+				t.Errorf("a racing replay: %d %s", r.status, r.raw)
+			}
+		})
+	}
+	wg.Wait()
+	if granted.Load() != 1 {
+		t.Errorf("8 racing requests with one solution got %d tokens, want 1", granted.Load())
+	}
+
+	plain := s.createSale(1, "")
+	if r := s.do("GET", "/v1/sales/"+plain+"/challenge", s.token("alice"), ""); r.status != http.StatusNotFound || r.errCode() != "no_challenge" {
+		t.Errorf("challenge of a sale without one: %d %s, want 404 no_challenge", r.status, r.raw)
+	}
+	if r := s.do("POST", "/v1/sales", s.admin, `{"name":"x","stock":1,"price_cents":1,"starts_at":"2030-01-01T00:00:00Z","ends_at":"2030-01-02T00:00:00Z","challenge_bits":40}`); r.status != http.StatusBadRequest || r.body["error"].(map[string]any)["field"] != "challenge_bits" {
+		t.Errorf("challenge_bits 40: %d %s, want 400 on challenge_bits", r.status, r.raw)
+	}
+}

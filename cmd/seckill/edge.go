@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seckill/seckill/challenge"
 	shttp "github.com/seckill/seckill/http"
 )
 
@@ -67,12 +70,20 @@ func (e *edgeFlags) validate() error {
 	return errors.Join(errs...)
 }
 
-// apply sets the router's edge configuration; validate has passed.
-func (e *edgeFlags) apply(cfg *shttp.Config) {
+// apply sets the router's edge configuration; validate has passed. The
+// challenges are keyed by the JWT secret, which every API node shares, and
+// spent in the gate's Redis, which every API node reaches.
+func (e *edgeFlags) apply(cfg *shttp.Config, rdb redis.UniversalClient, jwtSecret string) error {
+	ch, err := challenge.New(challenge.Config{Key: challenge.DeriveKey([]byte(jwtSecret))}, rdb)
+	if err != nil {
+		return err
+	}
+	cfg.Challenges = ch
 	trusted, _ := shttp.ParseTrustedProxies(e.trustedProxies)
 	cfg.ClientLimit = shttp.ClientLimitConfig{RPS: e.clientRPS, Burst: e.clientBurst, TrustedProxies: trusted}
 	cfg.StatusMaxAge = e.statusMaxAge
 	if e.statusMaxAge == 0 {
 		cfg.StatusMaxAge = -1 // the router's 0 means its default
 	}
+	return nil
 }

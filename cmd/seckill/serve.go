@@ -249,7 +249,9 @@ func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Log
 			Inventory: rm.inventory, Daily: rm.daily, Projections: rm.monitor,
 			Ready: readyChecks(sys, rdb, pool, brokers, ep.Topic),
 		}
-		sys.edge.apply(&hcfg)
+		if err := sys.edge.apply(&hcfg, rdb, ep.JWTSecret); err != nil {
+			return err
+		}
 		h, err := shttp.NewHandler(hcfg)
 		if err != nil {
 			return err
