@@ -14,14 +14,17 @@ ARGS ?=
 # deps installs the servers that tests and `seckill dev` start (redis-server,
 # PostgreSQL; Debian keeps the Postgres binaries in /usr/lib/postgresql/*/bin,
 # off PATH, which is where internal/localsvc looks too), the C compiler
-# that -race needs and Chromium for the sale page's browser test, then
-# downloads the Go modules.
+# that -race needs, Chromium and a Chinese font for the sale page's browser
+# test (it runs in zh-CN too), nginx for the edge-cache tests and benchmark
+# (internal/nginx runs deploy/nginx.conf), then downloads the Go modules.
 deps:
 	@pkgs=""; \
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || pkgs="$$pkgs redis-server"; \
 	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs="$$pkgs postgresql"; \
 	command -v "$$($(GO) env CC)" >/dev/null 2>&1 || pkgs="$$pkgs gcc libc6-dev"; \
 	command -v chromium >/dev/null 2>&1 || pkgs="$$pkgs chromium fonts-liberation"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || pkgs="$$pkgs fonts-wqy-zenhei"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || pkgs="$$pkgs nginx"; \
 	if [ -n "$$pkgs" ]; then \
 		if ! command -v apt-get >/dev/null 2>&1; then \
 			echo "missing:$$pkgs; install them with your package manager" >&2; exit 1; \
