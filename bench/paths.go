@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	shttp "github.com/seckill/seckill/http"
+	"github.com/seckill/seckill/internal/loadgen"
+)
+
+// load runs one closed-loop phase (or open loop when perSec > 0).
+func (b *bench) load(ctx context.Context, name, base string, n, users int, path string, next func(i int) loadgen.Request, perSec float64) (loadgen.Result, error) {
+	if next == nil {
+		tokens, err := b.tokens("u", users)
+		if err != nil {
+			return loadgen.Result{}, err
+		}
+		next = func(i int) loadgen.Request {
+			return loadgen.Request{Method: "POST", Path: path, Body: purchaseBody, Header: http.Header{"Authorization": {tokens[i%len(tokens)]}}}
+		}
+	}
+	res, err := loadgen.Run(ctx, loadgen.Config{
+		BaseURL: base, Concurrency: b.cfg.conc, Rate: perSec, Requests: n, Duration: 3 * time.Minute, Next: next,
+	}, func(status int) bool { return status == http.StatusAccepted })
+	if err != nil {
+		return res, err
+	}
+	b.logf("%s", res.Table(name))
+	b.logRSS(name)
+	b.details = append(b.details, "```\n"+res.Table(name)+"```")
+	return res, nil
+}
+
+// purchaseBody is what the sale page sends with every purchase.
+var purchaseBody = []byte(`{"quantity":1}`)
+
+func (b *bench) tokens(prefix string, n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		t, err := shttp.NewToken(b.secret, prefix+strconv.Itoa(i), false, 2*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = "Bearer " + t
+	}
+	return out, nil
+}
+
+func (b *bench) createSale(ctx context.Context, stock int) (string, error) {
+	now := time.Now().UTC()
+	body := fmt.Sprintf(`{"name":"bench","stock":%d,"price_cents":100,"per_user_limit":1,"starts_at":%q,"ends_at":%q}`,
+		stock, now.Add(-time.Second).Format(time.RFC3339), now.Add(2*time.Hour).Format(time.RFC3339))
+	var sale struct {
+		ID string `json:"id"`
+	}
+	if err := b.call(ctx, "POST", "/v1/sales", b.admin, body, http.StatusCreated, &sale); err != nil {
+		return "", err
+	}
+	return sale.ID, nil
+}
+
+func (b *bench) call(ctx context.Context, method, path, token, body string, want int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, b.api+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// soldOutSale creates a sale of one unit and buys it.
+func (b *bench) soldOutSale(ctx context.Context) (string, error) {
+	sale, err := b.createSale(ctx, 1)
+	if err != nil {
+		return "", err
+	}
+	tok, err := shttp.NewToken(b.secret, "first-buyer", false, time.Hour)
+	if err != nil {
+		return "", err
+	}
+	if err := b.call(ctx, "POST", "/v1/sales/"+sale+"/purchase", tok, "", http.StatusAccepted, nil); err != nil {
+		return "", err
+	}
+	return sale, nil
+}
+
+// soldOutPath sends 10,000 users' attempts at a sold-out sale.
+func (b *bench) soldOutPath(ctx context.Context, sale string, round int) (loadgen.Result, error) {
+	res, err := b.load(ctx, fmt.Sprintf("sold-out rejection path (round %d)", round+1), b.api, 2*b.cfg.n, 10_000, "/v1/sales/"+sale+"/purchase", nil, 0)
+	if err == nil && res.ByCode["sold_out"] != res.Sent {
+		err = fmt.Errorf("sold-out phase: %d of %d answered sold_out", res.ByCode["sold_out"], res.Sent)
+	}
+	return res, err
+}
+
+// purchasePath buys with n distinct users from a sale with stock for all.
+func (b *bench) purchasePath(ctx context.Context, round int) (loadgen.Result, string, []loadgen.Kept, error) {
+	sale, err := b.createSale(ctx, b.cfg.n)
+	if err != nil {
+		return loadgen.Result{}, "", nil, err
+	}
+	res, err := b.load(ctx, fmt.Sprintf("purchase path, stock available (round %d)", round+1), b.api, b.cfg.n, b.cfg.n, "/v1/sales/"+sale+"/purchase", nil, 0)
+	if err == nil && res.ByStatus[http.StatusAccepted] != res.Sent {
+		err = fmt.Errorf("purchase phase: %d of %d accepted", res.ByStatus[http.StatusAccepted], res.Sent)
+	}
+	return res, sale, res.Kept, err
+}
+
+// payPath pays every order of the purchase phase, each by its owner.
+func (b *bench) payPath(ctx context.Context, sale string, kept []loadgen.Kept) (loadgen.Result, error) {
+	tokens, err := b.tokens("u", b.cfg.n)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	type pay struct{ order, token string }
+	pays := make([]pay, 0, len(kept))
+	for _, k := range kept {
+		var r struct {
+			OrderID string `json:"order_id"`
+		}
+		if json.Unmarshal(k.Body, &r) == nil {
+			pays = append(pays, pay{r.OrderID, tokens[k.Index%len(tokens)]})
+		}
+	}
+	body := []byte(`{"payment_ref":"bench"}`)
+	res, err := b.load(ctx, "pay path", b.api, len(pays), 0, "", func(i int) loadgen.Request {
+		return loadgen.Request{Method: "POST", Path: "/v1/orders/" + pays[i].order + "/pay", Body: body,
+			Header: http.Header{"Authorization": {pays[i].token}}}
+	}, 0)
+	if err == nil && res.ByStatus[http.StatusOK] != res.Sent {
+		err = fmt.Errorf("pay phase: %d of %d paid (%v)", res.ByStatus[http.StatusOK], res.Sent, res.ByCode)
+	}
+	return res, err
+}
