@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -39,14 +40,15 @@ type config struct {
 }
 
 type bench struct {
-	cfg    config
-	w      io.Writer
-	bin    string
-	dir    string
-	data   string // the data folder of `seckill dev`
-	api    string // the API process under test
-	devPID int    // `seckill dev`: broker, Redis, Postgres, relay, projector, sweeper
-	apiPID int    // `seckill serve --role api`
+	cfg     config
+	w       io.Writer
+	bin     string
+	dir     string
+	data    string // the data folder of `seckill dev`
+	api     string // the API process under test
+	ceiling string // the ceiling server (an empty chi handler)
+	devPID  int    // `seckill dev`: broker, Redis, Postgres, relay, projector, sweeper
+	apiPID  int    // `seckill serve --role api`
 	// The admin listeners (pprof) of the two processes.
 	devAdmin, apiAdmin string
 	loadAvg            string // /proc/loadavg at the start
@@ -67,6 +69,36 @@ type devState struct {
 }
 
 func run(ctx context.Context, args []string, w io.Writer) error {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "seckill-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{cfg: cfg, w: w, dir: dir, loadAvg: loadAvg()}
+	stop, err := b.setUp(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	begin := time.Now()
+	if err := b.measure(ctx); err != nil {
+		return err
+	}
+	report := b.report(time.Since(begin))
+	fmt.Fprint(w, "\n"+report)
+	if cfg.quick && cfg.out == "BENCHMARKS.md" {
+		fmt.Fprintln(w, "(quick run: BENCHMARKS.md not written)")
+		return nil
+	}
+	return os.WriteFile(cfg.out, []byte(report), 0o644)
+}
+
+func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var cfg config
 	fs.StringVar(&cfg.out, "out", "BENCHMARKS.md", "where to write the report")
@@ -75,94 +107,134 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 	fs.IntVar(&cfg.conc, "concurrency", 64, "concurrent connections of every load phase")
 	fs.StringVar(&cfg.profile, "profile", "", "write CPU and allocation profiles of both processes under sold-out and purchase load to this directory (an extra 12 s phase each, not in the report), and the API's heap at the end of the run")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return cfg, err
 	}
 	cfg.n = 60_000
 	if cfg.quick {
 		cfg.n, cfg.million = 3_000, false
 	}
-	dir, err := os.MkdirTemp("", "seckill-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	b := &bench{cfg: cfg, w: w, dir: dir, loadAvg: loadAvg()}
-	if err := b.build(ctx); err != nil {
-		return err
-	}
-	stopDev, err := b.startDev(ctx)
-	if err != nil {
-		return err
-	}
-	defer stopDev()
-	stopAPI, err := b.startAPI(ctx)
-	if err != nil {
-		return err
-	}
-	defer stopAPI()
-	ceilingURL, stopCeiling, err := b.startCeiling(ctx)
-	if err != nil {
-		return err
-	}
-	defer stopCeiling()
+	return cfg, nil
+}
 
-	begin := time.Now()
+// setUp builds seckill and starts the processes under test: `seckill dev`,
+// the API node and the ceiling server. stop ends them, last started first.
+func (b *bench) setUp(ctx context.Context) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, s := range slices.Backward(stops) {
+			s()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	if err := b.build(ctx); err != nil {
+		return nil, err
+	}
+	for _, start := range []func(context.Context) (func(), error){b.startDev, b.startAPI, b.startCeiling} {
+		s, err := start(ctx)
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, s)
+	}
+	return stop, nil
+}
+
+// measure runs every phase in order and collects the rows and details of the
+// report.
+func (b *bench) measure(ctx context.Context) error {
 	// Rounds, each measured next to its ceiling: on a shared machine one
 	// phase of a few seconds can land in someone else's burst, so every
 	// ratio is taken per round and reported as the median and the range.
 	rounds, purchaseRounds := 3, 2
-	if cfg.quick {
+	if b.cfg.quick {
 		rounds, purchaseRounds = 1, 1
 	}
-	soldOutSale, err := b.soldOutSale(ctx)
+	empty, soldOut, err := b.rejectionRounds(ctx, rounds)
 	if err != nil {
 		return err
 	}
-	var empty, soldOut []loadgen.Result
-	for r := range rounds {
-		e, err := b.load(ctx, fmt.Sprintf("ceiling 1: empty chi handler (round %d)", r+1), ceilingURL, 2*cfg.n, 1, "/v1/sales/x/purchase", nil, 0)
-		if err != nil {
+	direct, purchase, pay, err := b.writeRounds(ctx, purchaseRounds)
+	if err != nil {
+		return err
+	}
+	b.pathRows(empty, soldOut, direct, purchase, pay)
+	for _, phase := range []func(context.Context) error{b.lag, b.settler("lag"), b.sale, b.rebuild} {
+		if err := phase(ctx); err != nil {
 			return err
 		}
-		so, err := b.soldOutPath(ctx, soldOutSale, r)
+	}
+	b.rssRows()
+	if b.cfg.profile != "" {
+		return b.profiles(ctx)
+	}
+	return nil
+}
+
+// rejectionRounds measures the empty handler (ceiling 1) and the sold-out
+// path, one after the other in each round.
+func (b *bench) rejectionRounds(ctx context.Context, rounds int) (empty, soldOut []loadgen.Result, err error) {
+	sale, err := b.soldOutSale(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for r := range rounds {
+		e, err := b.load(ctx, fmt.Sprintf("ceiling 1: empty chi handler (round %d)", r+1), b.ceiling, 2*b.cfg.n, 1, "/v1/sales/x/purchase", nil, 0)
 		if err != nil {
-			return err
+			return nil, nil, err
+		}
+		so, err := b.soldOutPath(ctx, sale, r)
+		if err != nil {
+			return nil, nil, err
 		}
 		empty, soldOut = append(empty, e), append(soldOut, so)
 	}
-	// Each phase that reserves stock leaves the relay and the projections
-	// work to do; the next phase starts once they have done it, so that it
-	// measures itself, not the tail of the one before.
+	return empty, soldOut, nil
+}
+
+// writeRounds measures the direct Lua purchase (ceiling 2) and the purchase
+// path in each round, then pays the last round's orders. Each phase that
+// reserves stock leaves the relay and the projections work to do; the next
+// phase starts once they have done it, so that it measures itself, not the
+// tail of the one before.
+func (b *bench) writeRounds(ctx context.Context, rounds int) (direct []directResult, purchase []loadgen.Result, pay loadgen.Result, err error) {
 	var (
-		direct   []directResult
-		purchase []loadgen.Result
-		paySale  string
-		kept     []loadgen.Kept
+		paySale string
+		kept    []loadgen.Kept
 	)
-	for r := range purchaseRounds {
+	for r := range rounds {
 		d, err := b.directLua(ctx, r)
 		if err != nil {
-			return err
+			return nil, nil, pay, err
 		}
 		if err := b.settle(ctx, "direct Lua"); err != nil {
-			return err
+			return nil, nil, pay, err
 		}
 		p, sale, k, err := b.purchasePath(ctx, r)
 		if err != nil {
-			return err
+			return nil, nil, pay, err
 		}
 		if err := b.settle(ctx, "purchase"); err != nil {
-			return err
+			return nil, nil, pay, err
 		}
 		direct, purchase, paySale, kept = append(direct, d), append(purchase, p), sale, k
 	}
-	pay, err := b.payPath(ctx, paySale, kept)
-	if err != nil {
-		return err
+	if pay, err = b.payPath(ctx, paySale, kept); err != nil {
+		return nil, nil, pay, err
 	}
-	if err := b.settle(ctx, "pay"); err != nil {
-		return err
-	}
+	return direct, purchase, pay, b.settle(ctx, "pay")
+}
+
+// settler is settle as a phase.
+func (b *bench) settler(after string) func(context.Context) error {
+	return func(ctx context.Context) error { return b.settle(ctx, after) }
+}
+
+// pathRows adds the rows of the request paths, each next to its ceiling.
+func (b *bench) pathRows(empty, soldOut []loadgen.Result, direct []directResult, purchase []loadgen.Result, pay loadgen.Result) {
 	emptyRates, soldOutRates := rates(empty), rates(soldOut)
 	purchaseRates := rates(purchase)
 	directRates := make([]float64, len(direct))
@@ -179,18 +251,10 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 			pct(median(purchaseRates), ceiling1) + " / " + ratios(purchaseRates, directRates), roundsNote(purchaseRates) + "; " + lat(purchase[medianAt(purchaseRates)])},
 		row{"pay path", rate(pay.Throughput()), "ceiling 1", pct(pay.Throughput(), ceiling1), lat(pay)},
 	)
-	if err := b.lag(ctx); err != nil {
-		return err
-	}
-	if err := b.settle(ctx, "lag"); err != nil {
-		return err
-	}
-	if err := b.sale(ctx); err != nil {
-		return err
-	}
-	if err := b.rebuild(ctx); err != nil {
-		return err
-	}
+}
+
+// rssRows adds the resident sets of both processes after every phase.
+func (b *bench) rssRows() {
 	if hwm, cur, err := rss(b.apiPID); err == nil {
 		b.rows = append(b.rows, row{"API process RSS (peak / now)", fmt.Sprintf("%d MB / %d MB", hwm>>20, cur>>20), "target < 150 MB", "",
 			"`seckill serve --role api`, after every phase above"})
@@ -199,19 +263,6 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 		b.rows = append(b.rows, row{"`seckill dev` process RSS (peak / now)", fmt.Sprintf("%d MB / %d MB", hwm>>20, cur>>20), "", "",
 			"embedded broker (keeps the whole log in memory), relay, projector, sweeper"})
 	}
-	if cfg.profile != "" {
-		if err := b.profiles(ctx); err != nil {
-			return err
-		}
-	}
-	took := time.Since(begin)
-	report := b.report(took)
-	fmt.Fprint(w, "\n"+report)
-	if cfg.quick && cfg.out == "BENCHMARKS.md" {
-		fmt.Fprintln(w, "(quick run: BENCHMARKS.md not written)")
-		return nil
-	}
-	return os.WriteFile(cfg.out, []byte(report), 0o644)
 }
 
 func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.w, format+"\n", args...) }

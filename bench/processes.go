@@ -212,23 +212,26 @@ func (b *bench) backlog(ctx context.Context, gate *commands.Gate) (outbox, lag i
 	return outbox, lag, nil
 }
 
-func (b *bench) startCeiling(ctx context.Context) (string, func(), error) {
+// startCeiling runs `seckill ceiling`, the empty chi handler that is
+// ceiling 1, and sets b.ceiling to its URL.
+func (b *bench) startCeiling(ctx context.Context) (func(), error) {
 	cmd := exec.Command(b.bin, "ceiling", "--addr", "127.0.0.1:0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		stop()
-		return "", nil, fmt.Errorf("ceiling server: %w", err)
+		return nil, fmt.Errorf("ceiling server: %w", err)
 	}
-	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening on ")), stop, nil
+	b.ceiling = "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+	return stop, nil
 }
 
 // logRSS logs the API process's resident set after a phase.
