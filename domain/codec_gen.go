@@ -227,6 +227,10 @@ func (e SaleCreated) appendJSON(b []byte) ([]byte, bool) {
 		b = append(b, `,"require_token":`...)
 		b = strconv.AppendBool(b, e.RequireToken)
 	}
+	if e.ChallengeBits != 0 {
+		b = append(b, `,"challenge_bits":`...)
+		b = strconv.AppendInt(b, e.ChallengeBits, 10)
+	}
 	if e.Shards != 0 {
 		b = append(b, `,"shards":`...)
 		b = strconv.AppendInt(b, e.Shards, 10)
@@ -268,6 +272,10 @@ func readSaleCreated(r *canonReader) (e SaleCreated) {
 	if r.peek(`,"require_token":`) {
 		r.lit(`,"require_token":`)
 		e.RequireToken = r.bool()
+	}
+	if r.peek(`,"challenge_bits":`) {
+		r.lit(`,"challenge_bits":`)
+		e.ChallengeBits = r.int()
 	}
 	if r.peek(`,"shards":`) {
 		r.lit(`,"shards":`)
