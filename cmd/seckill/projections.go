@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/migrations"
@@ -142,10 +141,9 @@ func (rm *readModels) rebuildable(name string) (projections.Rebuildable, *pgxpoo
 	return nil, nil, usageError{fmt.Sprintf("unknown projection %q (want %s, %s or %s)", name, readmodels.NameOrders, readmodels.NameInventory, readmodels.NameDaily)}
 }
 
-// startConsumers makes the consumers of every projection (after creating the
-// dead-letter topic) and runs them in bg until ctx is done. Their metrics
-// go to reg.
-func (rm *readModels) startConsumers(ctx context.Context, bg *errgroup.Group, p projectionFlags, brokers []string, topic string,
+// newConsumers makes the consumers of every projection (after creating the
+// dead-letter topic), for the caller to run. Their metrics go to reg.
+func (rm *readModels) newConsumers(ctx context.Context, p projectionFlags, brokers []string, topic string,
 	partitions int, reg prometheus.Registerer, log *slog.Logger) error {
 	if err := eventstore.EnsureTopic(ctx, brokers, topic+".dlq", min(partitions, 4)); err != nil {
 		return err
@@ -173,9 +171,6 @@ func (rm *readModels) startConsumers(ctx context.Context, bg *errgroup.Group, p 
 			return err
 		}
 		rm.consumers = append(rm.consumers, consumer)
-	}
-	for _, c := range rm.consumers {
-		bg.Go(func() error { return c.Run(ctx) })
 	}
 	return nil
 }

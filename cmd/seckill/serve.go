@@ -6,20 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/sync/errgroup"
-
-	"github.com/seckill/seckill/commands"
-	"github.com/seckill/seckill/eventstore"
-	shttp "github.com/seckill/seckill/http"
-	"github.com/seckill/seckill/metrics"
-	"github.com/seckill/seckill/migrations"
-	"github.com/seckill/seckill/outbox"
 )
 
 // Roles a process can take; "all" is every one of them.
@@ -101,202 +90,21 @@ func newLogger(c cli, json bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// runSystem runs the roles of sys until ctx is done, then shuts down in order:
-// stop accepting requests and finish those in flight, then let the relay and
-// the projections finish their batch.
+// runSystem runs the roles of sys until ctx is done, or until one of them
+// fails (node.run), then shuts down in order: stop accepting requests and
+// finish those in flight, then let the relay and the projections finish
+// their batch.
 func runSystem(ctx context.Context, ep endpoints, sys systemFlags, log *slog.Logger) error {
 	if err := sys.validate(); err != nil {
 		return err
 	}
-	// The process's one metrics registry: every part registers on it, and
-	// the API's /metrics and the admin listener serve it.
-	reg := metrics.NewRegistry()
-	rdb, err := openRedis(ep.RedisURL)
+	n, err := openNode(ctx, ep, sys, log)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	redisHook, err := metrics.NewRedisHook(reg)
-	if err != nil {
+	defer n.Close()
+	if err := n.start(ctx); err != nil {
 		return err
 	}
-	rdb.AddHook(redisHook)
-	if err := pingRedis(ctx, rdb); err != nil {
-		return fmt.Errorf("redis %s: %w", redactURL(ep.RedisURL), err)
-	}
-	if sys.migrate {
-		if err := migrations.Up(ctx, ep.DatabaseURL); err != nil {
-			return err
-		}
-	}
-	pgTracer, err := metrics.NewPGTracer(reg)
-	if err != nil {
-		return err
-	}
-	pool, err := openPostgres(ctx, ep.DatabaseURL, pgTracer)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	brokers := ep.brokerList()
-	if err := eventstore.EnsureTopic(ctx, brokers, ep.Topic, sys.partitions); err != nil {
-		return err
-	}
-	gate, err := commands.NewGate(sys.protect.gateConfig(ep.JWTSecret), rdb)
-	if err != nil {
-		return err
-	}
-	if err := gate.Load(ctx); err != nil {
-		return err
-	}
-
-	// Background work stops when bg is cancelled, after the HTTP server has
-	// drained, so in-flight purchases still get their events forwarded.
-	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	var bg errgroup.Group
-	if sys.has("relay") {
-		pub, err := eventstore.NewPublisher(brokers, log)
-		if err != nil {
-			return err
-		}
-		defer pub.Close()
-		timedPub, err := metrics.NewPublisher(reg, pub)
-		if err != nil {
-			return err
-		}
-		relay, err := outbox.NewRelay(outbox.RelayConfig{OutboxesKey: gate.OutboxesKey(), Topic: ep.Topic, Logger: log}, rdb, timedPub)
-		if err != nil {
-			return err
-		}
-		outboxes, err := metrics.NewOutboxCollector(metrics.OutboxConfig{OutboxesKey: gate.OutboxesKey(), Relay: relay}, rdb)
-		if err != nil {
-			return err
-		}
-		if err := reg.Register(outboxes); err != nil {
-			return err
-		}
-		bg.Go(func() error {
-			err := relay.Run(bgCtx)
-			// The API has drained by now: forward what its last requests
-			// wrote, so a clean stop leaves no accepted order waiting in Redis.
-			flushCtx, cancel := context.WithTimeout(context.Background(), sys.shutdown/2)
-			defer cancel()
-			if n, ferr := relay.RunOnce(flushCtx); ferr != nil {
-				log.Warn("relay flush at shutdown", "err", ferr)
-			} else if n > 0 {
-				log.Info("relay flushed at shutdown", "events", n)
-			}
-			return err
-		})
-	}
-	if sys.has("api") {
-		// The node's memory of sold-out sales and of the blacklist.
-		bg.Go(func() error { return gate.RunWatcher(bgCtx, commands.WatcherConfig{Logger: log}) })
-	}
-	if sys.has("sweeper") {
-		bg.Go(func() error {
-			return gate.RunSweeper(bgCtx, commands.SweeperConfig{Interval: sys.sweepEvery, Logger: log})
-		})
-	}
-	// The read models (projections.go): orders, inventory, daily (maybe in a
-	// database of its own); a projector runs their consumers.
-	rm, err := openReadModels(ctx, sys.proj, ep, pool, pgTracer, sys.migrate)
-	if err != nil {
-		return err
-	}
-	defer rm.close()
-	orders := rm.orders
-	if sys.has("projector") {
-		if err := rm.startConsumers(bgCtx, &bg, sys.proj, brokers, ep.Topic, sys.partitions, reg, log); err != nil {
-			return err
-		}
-	}
-	if err := rm.startMonitor(brokers, ep.Topic, reg, log); err != nil {
-		return err
-	}
-
-	var srv *http.Server
-	if sys.has("api") {
-		auth, err := shttp.NewAuthenticator([]byte(ep.JWTSecret))
-		if err != nil {
-			return err
-		}
-		if sys.devSignIn && !sys.dev {
-			log.Warn("dev sign-in is on: POST /v1/dev/token signs in any user id without a password")
-		}
-		// The admin export reads the log directly, in no consumer group.
-		eventLog, err := eventstore.NewLog(eventstore.LogConfig{Brokers: brokers, Topic: ep.Topic})
-		if err != nil {
-			return err
-		}
-		// Every decision counted by reason; the remaining stock of open
-		// sales read at scrape time.
-		countedGate, err := metrics.NewGate(reg, gate)
-		if err != nil {
-			return err
-		}
-		stock, err := metrics.NewStockCollector(metrics.StockConfig{}, gate)
-		if err != nil {
-			return err
-		}
-		if err := reg.Register(stock); err != nil {
-			return err
-		}
-		hcfg := shttp.Config{
-			Gate: countedGate, Orders: orders, Auth: auth, Logger: log, Events: eventLog,
-			Sales: orders, DevSignIn: sys.devSignIn, Registry: reg,
-			Inventory: rm.inventory, Daily: rm.daily, Projections: rm.monitor,
-			Ready: readyChecks(sys, rdb, pool, brokers, ep.Topic),
-		}
-		if err := sys.edge.apply(&hcfg, rdb, ep.JWTSecret); err != nil {
-			return err
-		}
-		h, err := shttp.NewHandler(hcfg)
-		if err != nil {
-			return err
-		}
-		ln, err := net.Listen("tcp", sys.addr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", sys.addr, err)
-		}
-		srv = shttp.NewServer(sys.addr, h)
-		if sys.onListen != nil {
-			sys.onListen(ln.Addr().String())
-		}
-		bg.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-	}
-	var admin *http.Server
-	if sys.adminAddr != "" {
-		h := adminHandler(reg, readyChecks(sys, rdb, pool, brokers, ep.Topic))
-		if admin, err = startAdmin(sys.adminAddr, h, log); err != nil {
-			return err
-		}
-		// Closed last, so a profile can watch the shutdown too.
-		defer admin.Close()
-	}
-	log.Info("seckill running", "roles", sys.role, "addr", sys.addr)
-	<-ctx.Done()
-	log.Info("shutting down", "timeout", sys.shutdown)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), sys.shutdown)
-	defer cancel()
-	if srv != nil {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			log.Warn("http shutdown", "err", err)
-		}
-	}
-	stopBG()
-	done := make(chan error, 1)
-	go func() { done <- bg.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-shutdownCtx.Done():
-		return fmt.Errorf("shutdown took longer than %s", sys.shutdown)
-	}
+	return n.run(ctx)
 }
