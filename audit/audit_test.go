@@ -108,9 +108,9 @@ func (w *world) produce(envJSON []byte) {
 // its checkpoints say it has).
 func (w *world) project() {
 	w.t.Helper()
-	var recs []projections.Record
+	var recs []eventstore.Record
 	err := eventstore.ReadAll(context.Background(), w.brokers, testenv.Topic, func(r eventstore.Record) error {
-		recs = append(recs, projections.Record{Topic: testenv.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
+		recs = append(recs, eventstore.Record{Topic: testenv.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
 		return nil
 	})
 	if err != nil {

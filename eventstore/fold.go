@@ -39,14 +39,14 @@ type FoldOptions struct {
 // FoldLogWith is FoldLog with options.
 func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOptions) (*domain.Fold, FoldStats, error) {
 	st := FoldStats{}
-	starts, ends, err := offsetRange(ctx, brokers, topic)
+	offs, err := ReadOffsets(ctx, brokers, topic)
 	if err != nil {
 		return nil, st, err
 	}
-	st.Ends = ends
+	st.Ends = offs.Ends
 	var total int64
-	for p, end := range ends {
-		total += end - starts[p]
+	for p, end := range offs.Ends {
+		total += end - offs.Starts[p]
 	}
 	progress := func() {
 		if opt.Progress != nil {
@@ -55,24 +55,23 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 	}
 	progress()
 	fold := domain.NewFold()
-	// Records are decoded in batches on every core and folded in log order
+	// Records are decoded in chunks on every core and folded in log order
 	// on this goroutine: the fold is cheap, JSON decoding is not.
-	const batchSize = 4096
-	batch := make([]Record, 0, batchSize)
+	const chunk = 4096
 	type result struct {
 		env domain.Envelope
 		ev  domain.Event
 		err error
 	}
-	decoded := make([]result, batchSize)
-	flush := func() {
-		parallel(len(batch), func(lo, hi int) {
+	decoded := make([]result, chunk)
+	apply := func(recs []Record) {
+		parallel(len(recs), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				d := &decoded[i]
-				d.env, d.ev, d.err = domain.Decode(batch[i].Value)
+				d.env, d.ev, d.err = domain.Decode(recs[i].Value)
 			}
 		})
-		for i, rec := range batch {
+		for i, rec := range recs {
 			d := &decoded[i]
 			if d.err != nil {
 				st.Undecodable++
@@ -82,25 +81,19 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 			} else {
 				fold.Apply(d.env, d.ev)
 			}
-			*d = result{} // let the batch's records go
+			*d = result{} // let the chunk's records go
 		}
-		batch = batch[:0]
+		st.Records += int64(len(recs))
 		progress()
 	}
-	err = ReadAll(ctx, brokers, topic, func(rec Record) error {
-		if rec.Offset >= ends[rec.Partition] {
-			return nil // written after we took the ends
-		}
-		st.Records++
-		batch = append(batch, rec)
-		if len(batch) == batchSize {
-			flush()
+	err = ReadRange(ctx, brokers, topic, offs.Starts, offs.Ends, func(recs []Record) error {
+		for lo := 0; lo < len(recs); lo += chunk {
+			apply(recs[lo:min(lo+chunk, len(recs))])
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, st, fmt.Errorf("fold %s: %w", topic, err)
 	}
-	flush()
 	return fold, st, nil
 }

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/seckill/seckill/domain"
 )
@@ -159,94 +158,61 @@ func Read(ctx context.Context, cfg ReadConfig, fn func(Event) error) (ReadStats,
 		// Nothing more can arrive in a range that is over: a plain read.
 		cfg.Follow = false
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID("seckill-reader"))
+	starts, stops, err := readBounds(ctx, cfg)
 	if err != nil {
 		return stats, fmt.Errorf("read %s: %w", cfg.Topic, err)
 	}
-	starts, stops, err := readBounds(ctx, cl, cfg)
-	cl.Close()
+	r, err := openRange(cfg.Brokers, cfg.Topic, starts, stops, cfg.Follow, orderedFetch)
 	if err != nil {
-		return stats, fmt.Errorf("read %s: %w", cfg.Topic, err)
+		return stats, err
 	}
-
-	m := &merge{cfg: cfg, fn: fn, stats: &stats, parts: map[int32]*partQueue{}, live: map[int32][]Event{},
-		ro: &reorder{window: cfg.ReorderWindow, last: map[string]*aggKey{}}}
-	var total int64
-	offsets := map[int32]kgo.Offset{}
-	for p, start := range starts {
-		total += max(0, stops[p]-start)
-		if start < stops[p] || cfg.Follow {
-			offsets[p] = kgo.NewOffset().At(start)
-		}
-		if start < stops[p] {
-			m.parts[p] = &partQueue{stop: stops[p]}
-		}
-	}
-	if len(offsets) == 0 {
-		return stats, nil
-	}
+	defer r.close()
 	if cfg.Follow && !cfg.To.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, cfg.To.Add(cfg.Slack))
 		defer cancel()
 	}
-	cl, err = kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID("seckill-reader"),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
-		// Records below the start can be gone if retention deleted them
-		// since we listed offsets: continue from the new start.
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		// Transaction markers take offsets too; we must see them to know
-		// when a partition whose last offsets are markers is done.
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(500*time.Millisecond),
-		// The client keeps one fetch buffered while we work through the
-		// last: 16 MiB (not Kafka's 50) keeps a replay's memory modest
-		// at no cost in speed on loopback or a LAN.
-		kgo.FetchMaxBytes(16<<20),
-	)
-	if err != nil {
-		return stats, fmt.Errorf("read %s: %w", cfg.Topic, err)
+	m := &merge{cfg: cfg, fn: fn, stats: &stats, r: r, parts: map[int32]*partQueue{}, live: map[int32][]Event{},
+		ro: &reorder{window: cfg.ReorderWindow, last: map[string]*aggKey{}}}
+	for p, start := range starts {
+		if start < stops[p] {
+			m.parts[p] = &partQueue{stop: stops[p]}
+		}
 	}
-	defer cl.Close()
-	m.cl = cl
+	return stats, m.run(ctx)
+}
 
+// run polls the range and passes its events on until the range is read
+// (or, following, until ctx is done).
+func (m *merge) run(ctx context.Context) error {
 	for {
-		if !m.catchingUp() && !cfg.Follow {
-			return stats, nil
+		if !m.catchingUp() && !m.cfg.Follow {
+			return nil
 		}
 		// A bounded poll: every record of it is decoded before the merge
 		// takes it, so the poll's size is what the read holds in memory.
-		fetches := cl.PollRecords(ctx, pollRecords)
-		if ctx.Err() != nil {
-			if cfg.Follow {
-				// Following ends when the caller stops it or To has
-				// passed; what was fetched is still passed on.
-				return stats, m.drain()
-			}
-			return stats, fmt.Errorf("read %s: %w", cfg.Topic, context.Cause(ctx))
+		recs, ended, err := m.r.next(ctx, pollRecords)
+		switch {
+		case errors.Is(err, io.EOF):
+			return m.drain()
+		case err != nil && ctx.Err() != nil && m.cfg.Follow:
+			// Following ends when the caller stops it or To has
+			// passed; what was fetched is still passed on.
+			return m.drain()
+		case err != nil:
+			return err
 		}
-		for _, fe := range fetches.Errors() {
-			return stats, fmt.Errorf("read %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
-		}
-		var recs []*kgo.Record
-		var catchUp []bool
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			for _, rec := range fp.Records {
-				if keep, c := m.admit(rec); keep {
-					recs, catchUp = append(recs, rec), append(catchUp, c)
-				}
+		for _, p := range ended {
+			if pq := m.parts[p]; pq != nil {
+				pq.done = true
 			}
-		})
-		for i, ev := range decodeAll(recs, cfg.Decode) {
-			m.place(ev, catchUp[i])
+		}
+		m.stats.Scanned += int64(len(recs))
+		for _, ev := range decodeAll(recs, m.cfg.Decode) {
+			m.place(ev)
 		}
 		if err := m.emit(); err != nil {
-			return stats, err
-		}
-		if cfg.Progress != nil {
-			cfg.Progress(min(stats.Scanned, total), total)
+			return err
 		}
 	}
 }
@@ -257,7 +223,12 @@ const pollRecords = 8192
 // readBounds returns, per partition, the offset to start at and the offset to
 // stop before (the end of the log, or the first record stamped after
 // To+Slack).
-func readBounds(ctx context.Context, cl *kgo.Client, cfg ReadConfig) (starts, stops map[int32]int64, err error) {
+func readBounds(ctx context.Context, cfg ReadConfig) (starts, stops map[int32]int64, err error) {
+	cl, err := newClient(cfg.Brokers, "seckill-reader")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cl.Close()
 	partitions, err := topicPartitions(ctx, cl, cfg.Topic)
 	if err != nil {
 		return nil, nil, err
@@ -296,16 +267,14 @@ type merge struct {
 	cfg   ReadConfig
 	fn    func(Event) error
 	stats *ReadStats
-	cl    *kgo.Client
+	r     *rangeReader
 	// parts are the partitions still being caught up (up to their stop
 	// offset), merged by time.
 	parts map[int32]*partQueue
 	// live holds, per partition, events past the stop offsets while
 	// Following: they are passed once every partition has caught up.
 	live map[int32][]Event
-	// finished are partitions read up to their stop, to be paused.
-	finished []int32
-	ro       *reorder
+	ro   *reorder
 }
 
 type partQueue struct {
@@ -338,49 +307,28 @@ func (q *partQueue) pop() {
 
 func (m *merge) catchingUp() bool { return len(m.parts) > 0 }
 
-// admit looks at one fetched record in log order, notes how far its
-// partition is read, and says whether the record is to be kept and whether
-// it belongs to the catch-up (below its partition's stop) or is live.
-func (m *merge) admit(rec *kgo.Record) (keep, catchUp bool) {
-	pq := m.parts[rec.Partition]
-	catchUp = pq != nil && !pq.done && rec.Offset < pq.stop
-	if pq != nil && !pq.done && rec.Offset >= pq.stop-1 {
-		pq.done = true
-		if !m.cfg.Follow {
-			// Whatever comes after is not ours to read.
-			m.finished = append(m.finished, rec.Partition)
-		}
-	}
-	if !catchUp && !m.cfg.Follow || rec.Attrs.IsControl() {
-		return false, false
-	}
-	m.stats.Scanned++
-	return true, catchUp
-}
-
 // place queues one decoded event of the range.
-func (m *merge) place(ev Event, catchUp bool) {
+func (m *merge) place(ev Event) {
 	if t := ev.Time(); t.Before(m.cfg.From) || !m.cfg.To.IsZero() && !t.Before(m.cfg.To) {
 		return
 	}
-	if !catchUp {
+	pq := m.parts[ev.Partition]
+	if pq == nil || ev.Offset >= pq.stop {
+		// Past the catch-up: a live event (Follow).
 		m.live[ev.Partition] = append(m.live[ev.Partition], ev)
 		return
 	}
-	pq := m.parts[ev.Partition]
 	pq.push(ev)
 }
 
 // decodeAll decodes records into events, spread over every core: JSON
 // decoding is what a replay spends its time on.
-func decodeAll(recs []*kgo.Record, payload bool) []Event {
+func decodeAll(recs []Record, payload bool) []Event {
 	out := make([]Event, len(recs))
 	decode := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			rec := recs[i]
-			ev := Event{Record: Record{
-				Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp, Key: rec.Key, Value: rec.Value,
-			}}
+			ev := Event{Record: recs[i]}
+			rec := &ev.Record
 			ev.Envelope, ev.Err = domain.DecodeEnvelope(rec.Value)
 			if payload && ev.Err == nil {
 				ev.Decoded, ev.Err = domain.DecodePayload(&ev.Envelope)
@@ -468,14 +416,8 @@ func (m *merge) throttle() {
 		}
 
 	}
-	pause = append(pause, m.finished...)
-	m.finished = m.finished[:0]
-	if len(pause) > 0 {
-		m.cl.PauseFetchPartitions(map[string][]int32{m.cfg.Topic: pause})
-	}
-	if len(resume) > 0 {
-		m.cl.ResumeFetchPartitions(map[string][]int32{m.cfg.Topic: resume})
-	}
+	m.r.pause(pause)
+	m.r.resume(resume)
 }
 
 // flushLive passes what arrived after the catch-up: the partitions merged by

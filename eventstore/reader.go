@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Record is one record of the log as the reader returns it. Value is the
+// Record is one record of the log as the readers return it. Value is the
 // envelope JSON (domain.Decode), Key its aggregate id.
 type Record struct {
+	Topic     string
 	Partition int32
 	Offset    int64
 	Timestamp time.Time
@@ -21,187 +21,229 @@ type Record struct {
 	Value     []byte
 }
 
-// ReadAll reads topic directly, without a consumer group (so nothing is
-// committed and no group's position moves): every partition from its first
-// record up to its end offset as of the call, then returns nil. Records of one
-// partition come in offset order; partitions interleave. fn is called from
-// one goroutine; an error from it stops the read and is returned unwrapped.
-// For rebuilds, audits, restores and analysts' exports.
-func ReadAll(ctx context.Context, brokers []string, topic string, fn func(rec Record) error) error {
-	starts, ends, err := offsetRange(ctx, brokers, topic)
+// ReadRange reads the records of topic from offset from[p] (inclusive) to
+// to[p] (exclusive) of each partition p in to, directly: in no consumer group,
+// so nothing is committed and no group's position moves. It passes them to fn
+// in batches as they are fetched: a batch holds records of several
+// partitions, each partition's in offset order. fn is called from one
+// goroutine and must not keep the slice; an error from it stops the read and
+// is returned as is. A partition missing from from is read from its start.
+//
+// It is the one reader of the log: rebuilds, folds (FoldLog), audits and
+// restores, and the analysts' time-ordered reads (Read) stand on it.
+func ReadRange(ctx context.Context, brokers []string, topic string, from, to map[int32]int64, fn func([]Record) error) error {
+	r, err := openRange(brokers, topic, from, to, false, bulkFetch)
 	if err != nil {
 		return err
 	}
-	remaining := map[int32]int64{} // partition → its end offset
+	defer r.close()
+	for {
+		recs, _, err := r.next(ctx, 0)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 {
+			if err := fn(recs); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// ReadAll reads topic from the first record of every partition up to its end
+// offset as of the call (ReadRange over ReadOffsets), then returns nil.
+// Records of one partition come in offset order; partitions interleave. fn is
+// called from one goroutine; an error from it stops the read and is returned
+// unwrapped.
+func ReadAll(ctx context.Context, brokers []string, topic string, fn func(rec Record) error) error {
+	offs, err := ReadOffsets(ctx, brokers, topic)
+	if err != nil {
+		return err
+	}
+	return ReadRange(ctx, brokers, topic, offs.Starts, offs.Ends, func(recs []Record) error {
+		for _, rec := range recs {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RecordTimes returns the timestamp of the first record at or after offset
+// at[p] (and below ends[p]) of each partition p, for the partitions that
+// answer within ctx: a partition whose records there are all transaction
+// markers, or gone, is left out.
+func RecordTimes(ctx context.Context, brokers []string, topic string, at, ends map[int32]int64) (map[int32]time.Time, error) {
+	out := make(map[int32]time.Time, len(at))
+	to := make(map[int32]int64, len(at))
+	for p := range at {
+		to[p] = ends[p]
+	}
+	r, err := openRange(brokers, topic, at, to, false, probeFetch)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	for len(out) < len(at) {
+		recs, _, err := r.next(ctx, 0)
+		if errors.Is(err, io.EOF) || ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		var found []int32
+		for _, rec := range recs {
+			if _, done := out[rec.Partition]; !done {
+				out[rec.Partition] = rec.Timestamp
+				found = append(found, rec.Partition)
+			}
+		}
+		// One record per partition is all we want.
+		r.pause(found)
+	}
+	return out, nil
+}
+
+// fetchSize is how much a reader asks the broker for at a time; zero fields
+// keep franz-go's defaults.
+type fetchSize struct {
+	maxBytes, partitionBytes int32
+	maxWait                  time.Duration
+}
+
+var (
+	// bulkFetch is for replays (rebuild, fold, audit): throughput, not
+	// latency.
+	bulkFetch = fetchSize{maxBytes: 64 << 20, partitionBytes: 8 << 20, maxWait: 200 * time.Millisecond}
+	// orderedFetch is for Read, which holds what it fetched while it merges
+	// the partitions by time, and the client keeps one fetch buffered while
+	// we work through the last: 16 MiB (not Kafka's 50) keeps a replay's
+	// memory modest at no cost in speed on loopback or a LAN.
+	orderedFetch = fetchSize{maxBytes: 16 << 20, maxWait: 500 * time.Millisecond}
+	// probeFetch is for RecordTimes: one batch per partition is all a
+	// probe needs.
+	probeFetch = fetchSize{partitionBytes: 64 << 10, maxWait: 100 * time.Millisecond}
+)
+
+// rangeReader reads a range of the log directly, in no consumer group: from
+// from[p] (inclusive) to to[p] (exclusive) of each partition p in to. With
+// follow it goes on reading every partition of to past its end (from from[p]
+// where that is at or past the end already), as records arrive.
+type rangeReader struct {
+	cl     *kgo.Client // nil when there is nothing to read
+	topic  string
+	follow bool
+	ends   map[int32]int64 // partitions still below their end → the end
+}
+
+func openRange(brokers []string, topic string, from, to map[int32]int64, follow bool, size fetchSize) (*rangeReader, error) {
+	r := &rangeReader{topic: topic, follow: follow, ends: map[int32]int64{}}
 	parts := map[int32]kgo.Offset{}
-	for p, end := range ends {
-		if starts[p] < end {
-			remaining[p] = end
-			parts[p] = kgo.NewOffset().At(starts[p])
+	for p, end := range to {
+		start := from[p] // a partition missing from from: its start
+		if start < end {
+			r.ends[p] = end
+		}
+		if start < end || follow {
+			parts[p] = kgo.NewOffset().At(start)
 		}
 	}
 	if len(parts) == 0 {
-		return nil
+		return r, nil
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID("seckill-reader"),
+	opts := []kgo.Opt{
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
-		// Records below the end can be gone if retention deleted them
-		// since we listed offsets: continue from the new start.
+		// Records below the start can be gone if retention deleted them
+		// since the offsets were listed: continue from the new start.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Transaction markers take offsets too; we must see them to know
 		// when a partition whose last offsets are markers is done.
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", topic, err)
 	}
-	defer cl.Close()
+	if size.maxBytes > 0 {
+		opts = append(opts, kgo.FetchMaxBytes(size.maxBytes))
+	}
+	if size.partitionBytes > 0 {
+		opts = append(opts, kgo.FetchMaxPartitionBytes(size.partitionBytes))
+	}
+	if size.maxWait > 0 {
+		opts = append(opts, kgo.FetchMaxWait(size.maxWait))
+	}
+	cl, err := newClient(brokers, "seckill-reader", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", topic, err)
+	}
+	r.cl = cl
+	return r, nil
+}
 
-	for len(remaining) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read %s: %w", topic, context.Cause(ctx))
+// next polls up to max records (max <= 0: what one fetch brings) and returns
+// the data records of the range among them, each partition's in offset
+// order, and the partitions that reached their end with this poll (without
+// follow they are paused: what comes after is not ours to read). It returns
+// io.EOF once every partition has reached its end, which with follow never
+// happens; ctx ending is an error.
+func (r *rangeReader) next(ctx context.Context, max int) (recs []Record, ended []int32, err error) {
+	if r.cl == nil || !r.follow && len(r.ends) == 0 {
+		return nil, nil, io.EOF
+	}
+	var fetches kgo.Fetches
+	if max > 0 {
+		fetches = r.cl.PollRecords(ctx, max)
+	} else {
+		fetches = r.cl.PollFetches(ctx)
+	}
+	if ctx.Err() != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", r.topic, context.Cause(ctx))
+	}
+	for _, fe := range fetches.Errors() {
+		return nil, nil, fmt.Errorf("read %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
+	}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		end, below := r.ends[fp.Partition]
+		if !below && !r.follow {
+			return // read to its end already; a fetch in flight brought more
 		}
-		for _, fe := range fetches.Errors() {
-			return fmt.Errorf("read %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
+		for _, rec := range fp.Records {
+			if below && !r.follow && rec.Offset >= end {
+				break
+			}
+			if !rec.Attrs.IsControl() {
+				recs = append(recs, Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+					Timestamp: rec.Timestamp, Key: rec.Key, Value: rec.Value})
+			}
 		}
-		var ferr error
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			end, ok := remaining[fp.Partition]
-			if !ok || ferr != nil {
-				return
-			}
-			for _, rec := range fp.Records {
-				if rec.Offset >= end {
-					break
-				}
-				if !rec.Attrs.IsControl() {
-					if err := fn(Record{
-						Partition: rec.Partition,
-						Offset:    rec.Offset,
-						Timestamp: rec.Timestamp,
-						Key:       rec.Key,
-						Value:     rec.Value,
-					}); err != nil {
-						ferr = err
-						return
-					}
-				}
-				if rec.Offset == end-1 {
-					break
-				}
-			}
-			if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset >= end-1 {
-				delete(remaining, fp.Partition)
-				// Records written after the call are not ours to read.
-				cl.PauseFetchPartitions(map[string][]int32{topic: {fp.Partition}})
-			}
-		})
-		if ferr != nil {
-			return ferr
+		if n := len(fp.Records); below && n > 0 && fp.Records[n-1].Offset >= end-1 {
+			delete(r.ends, fp.Partition)
+			ended = append(ended, fp.Partition)
 		}
+	})
+	if !r.follow {
+		r.pause(ended)
 	}
-	return nil
+	return recs, ended, nil
 }
 
-// EndOffsets returns the end offset (high watermark) of every partition of
-// topic: one past its last record, the offset the next record will get.
-func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int32]int64, error) {
-	_, ends, err := offsetRange(ctx, brokers, topic)
-	return ends, err
+// pause stops fetching partitions; resume starts again.
+func (r *rangeReader) pause(parts []int32) {
+	if len(parts) > 0 {
+		r.cl.PauseFetchPartitions(map[string][]int32{r.topic: parts})
+	}
 }
 
-// offsetRange returns the start and end offsets of every partition of topic.
-func offsetRange(ctx context.Context, brokers []string, topic string) (starts, ends map[int32]int64, err error) {
-	if len(brokers) == 0 {
-		return nil, nil, fmt.Errorf("offsets of %s: no brokers", topic)
+func (r *rangeReader) resume(parts []int32) {
+	if len(parts) > 0 {
+		r.cl.ResumeFetchPartitions(map[string][]int32{r.topic: parts})
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("seckill-reader"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("offsets of %s: %w", topic, err)
-	}
-	defer cl.Close()
-	return OffsetRange(ctx, cl, topic)
 }
 
-// OffsetRange returns, through an open client, the start (first record) and
-// end (next offset to be written) of every partition of topic.
-func OffsetRange(ctx context.Context, cl *kgo.Client, topic string) (starts, ends map[int32]int64, err error) {
-	partitions, err := topicPartitions(ctx, cl, topic)
-	if err != nil {
-		return nil, nil, fmt.Errorf("offsets of %s: %w", topic, err)
+func (r *rangeReader) close() {
+	if r.cl != nil {
+		r.cl.Close()
 	}
-	if starts, err = listOffsets(ctx, cl, topic, partitions, -2); err != nil {
-		return nil, nil, fmt.Errorf("start offsets of %s: %w", topic, err)
-	}
-	if ends, err = listOffsets(ctx, cl, topic, partitions, -1); err != nil {
-		return nil, nil, fmt.Errorf("end offsets of %s: %w", topic, err)
-	}
-	return starts, ends, nil
-}
-
-// topicPartitions returns the partition ids of topic.
-func topicPartitions(ctx context.Context, cl *kgo.Client, topic string) ([]int32, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, err
-	}
-	if len(resp.Topics) != 1 {
-		return nil, fmt.Errorf("metadata: %d topics in response", len(resp.Topics))
-	}
-	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
-		return nil, err
-	}
-	ps := make([]int32, 0, len(resp.Topics[0].Partitions))
-	for _, p := range resp.Topics[0].Partitions {
-		ps = append(ps, p.Partition)
-	}
-	if len(ps) == 0 {
-		return nil, errors.New("topic has no partitions")
-	}
-	return ps, nil
-}
-
-// listOffsets asks for the offset of every partition at timestamp ts (-1: the
-// end, -2: the start, a Unix millisecond time: the first record at or after
-// it, or the end if none).
-func listOffsets(ctx context.Context, cl *kgo.Client, topic string, partitions []int32, ts int64) (map[int32]int64, error) {
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.ReplicaID = -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	for _, p := range partitions {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition = p
-		rp.CurrentLeaderEpoch = -1
-		rp.Timestamp = ts
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	// The client splits the request by partition leader and merges the
-	// answers.
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int32]int64, len(partitions))
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("partition %d: %w", p.Partition, err)
-			}
-			out[p.Partition] = p.Offset
-		}
-	}
-	if len(out) != len(partitions) {
-		return nil, fmt.Errorf("%d of %d partitions answered", len(out), len(partitions))
-	}
-	return out, nil
 }

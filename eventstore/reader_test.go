@@ -113,3 +113,81 @@ func TestReadAll(t *testing.T) {
 		t.Error("ReadAll with a cancelled context: no error")
 	}
 }
+
+// TestReadRange reads exactly the records of the range: per partition of to,
+// from from[p] (its start when from has no entry) up to to[p], in offset
+// order, and nothing of the partitions not in to; a range that is empty
+// reads nothing; an error from fn stops the read and is returned as is.
+// RecordTimes gives the timestamps of the records at the offsets asked for.
+func TestReadRange(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.Kafka(t, 4)
+	ctx := context.Background()
+	publishOrders(t, newPublisher(t, brokers), 0, 400)
+	all := map[int32][]eventstore.Record{}
+	if err := eventstore.ReadAll(ctx, brokers, testTopic, func(r eventstore.Record) error {
+		all[r.Partition] = append(all[r.Partition], r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 4 {
+		t.Fatalf("records in %d partitions, want 4", len(all))
+	}
+	from := map[int32]int64{0: 10, 1: 0, 2: int64(len(all[2]))} // 3: missing, so from its start
+	to := map[int32]int64{0: int64(len(all[0])) - 5, 2: int64(len(all[2])), 3: 7}
+	got := map[int32][]int64{}
+	batches := 0
+	err := eventstore.ReadRange(ctx, brokers, testTopic, from, to, func(recs []eventstore.Record) error {
+		batches++
+		for _, r := range recs {
+			if r.Topic != testTopic || string(r.Value) != string(all[r.Partition][r.Offset].Value) {
+				return fmt.Errorf("record %d@%d differs from the log", r.Partition, r.Offset)
+			}
+			got[r.Partition] = append(got[r.Partition], r.Offset)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32][]int64{}
+	for p, end := range to {
+		for o := from[p]; o < end; o++ {
+			want[p] = append(want[p], o)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || batches == 0 {
+		t.Fatalf("read %v in %d batches, want %v", got, batches, want)
+	}
+
+	calls := 0
+	if err := eventstore.ReadRange(ctx, brokers, testTopic, nil, map[int32]int64{1: 0}, func([]eventstore.Record) error {
+		calls++
+		return nil
+	}); err != nil || calls != 0 {
+		t.Errorf("empty range: %d calls, %v", calls, err)
+	}
+	stop := errors.New("stop")
+	if err := eventstore.ReadRange(ctx, brokers, testTopic, nil, to, func([]eventstore.Record) error { return stop }); err != stop {
+		t.Errorf("fn error: ReadRange = %v, want it as is", err)
+	}
+
+	offs, err := eventstore.ReadOffsets(ctx, brokers, testTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := map[int32]int64{0: 3, 1: int64(len(all[1])) - 1, 3: 0}
+	times, err := eventstore.RecordTimes(ctx, brokers, testTopic, at, offs.Ends)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(times) != len(at) {
+		t.Fatalf("record times %v, want %d partitions", times, len(at))
+	}
+	for p, o := range at {
+		if w := all[p][o].Timestamp; !times[p].Equal(w) {
+			t.Errorf("partition %d offset %d: time %v, want %v", p, o, times[p], w)
+		}
+	}
+}

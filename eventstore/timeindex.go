@@ -38,7 +38,7 @@ func offsetsForTime(ctx context.Context, cl *kgo.Client, cfg ReadConfig, partiti
 			check[p] = o - 1
 		}
 	}
-	stamps, err := probe(ctx, cfg, check)
+	stamps, err := probe(ctx, cfg, check, ends)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func offsetsForTime(ctx context.Context, cl *kgo.Client, cfg ReadConfig, partiti
 		for p := range lo {
 			mids[p] = lo[p] + (hi[p]-lo[p])/2
 		}
-		stamps, err := probe(ctx, cfg, mids)
+		stamps, err := probe(ctx, cfg, mids, ends)
 		if err != nil {
 			return nil, err
 		}
@@ -75,47 +75,13 @@ func offsetsForTime(ctx context.Context, cl *kgo.Client, cfg ReadConfig, partiti
 }
 
 // probe returns the timestamp of the record at each given offset (or, if
-// that offset holds no data record, the next one), fetched directly.
-func probe(ctx context.Context, cfg ReadConfig, at map[int32]int64) (map[int32]time.Time, error) {
-	out := make(map[int32]time.Time, len(at))
-	if len(at) == 0 {
-		return out, nil
-	}
-	offsets := make(map[int32]kgo.Offset, len(at))
-	for p, o := range at {
-		offsets[p] = kgo.NewOffset().At(o)
-	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID("seckill-reader"),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		// One batch per partition is all a probe needs.
-		kgo.FetchMaxPartitionBytes(64<<10),
-		kgo.FetchMaxWait(100*time.Millisecond),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("probe %s: %w", cfg.Topic, err)
-	}
-	defer cl.Close()
-	// Each probed offset is below the end, so a record comes unless it is
-	// a transaction marker at the very end; the timeout covers that.
+// that offset holds no data record, the next one), within ten seconds.
+func probe(ctx context.Context, cfg ReadConfig, at, ends map[int32]int64) (map[int32]time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for len(out) < len(at) {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		for _, fe := range fetches.Errors() {
-			return nil, fmt.Errorf("probe %s partition %d: %w", fe.Topic, fe.Partition, fe.Err)
-		}
-		fetches.EachRecord(func(rec *kgo.Record) {
-			if _, done := out[rec.Partition]; !done && rec.Offset >= at[rec.Partition] {
-				out[rec.Partition] = rec.Timestamp
-				cl.PauseFetchPartitions(map[string][]int32{cfg.Topic: {rec.Partition}})
-			}
-		})
+	out, err := RecordTimes(ctx, cfg.Brokers, cfg.Topic, at, ends)
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: %w", cfg.Topic, err)
 	}
 	return out, nil
 }

@@ -32,7 +32,7 @@ func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("ensure topic %q: %w", topic, err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("seckill-admin"))
+	cl, err := newClient(brokers, "seckill-admin")
 	if err != nil {
 		return fmt.Errorf("ensure topic %s: %w", topic, err)
 	}
@@ -102,11 +102,7 @@ func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions
 // partition of topic has a leader; the error is kerr.UnknownTopicOrPartition
 // when the topic does not exist.
 func describeTopic(ctx context.Context, cl *kgo.Client, topic string) (brokers int, ready bool, err error) {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
+	resp, err := topicMetadata(ctx, cl, topic)
 	if err != nil {
 		return 0, false, err
 	}

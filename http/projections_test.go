@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/projections"
 	"github.com/seckill/seckill/readmodels"
@@ -31,13 +32,13 @@ func testMonitor(t *testing.T) *projections.Monitor {
 // into the test API's database, as their consumers would.
 func (a *testAPI) applyEvents(t *testing.T, at time.Time, events ...domain.Event) {
 	t.Helper()
-	var recs []projections.Record
+	var recs []eventstore.Record
 	for i, e := range events {
 		b, err := domain.Encode(e, at.Add(time.Duration(i)*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, projections.Record{Topic: projections.DefaultTopic, Offset: int64(i), Value: b})
+		recs = append(recs, eventstore.Record{Topic: projections.DefaultTopic, Offset: int64(i), Value: b})
 	}
 	inv, _ := readmodels.NewInventory(readmodels.InventoryConfig{}, a.pool)
 	daily, _ := readmodels.NewDaily(readmodels.DailyConfig{}, a.pool)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/eventstore"
 )
 
 // Default bookkeeping tables (migrations/00001_orders.sql).
@@ -145,7 +146,7 @@ type partKey struct {
 }
 
 type deadLetter struct {
-	rec     Record
+	rec     eventstore.Record
 	eventID string
 	reason  string
 }
@@ -155,7 +156,7 @@ type deadLetter struct {
 // interleave. On error nothing is committed and the same records may be
 // passed again. Errors are Postgres errors (transient: retry) or context
 // errors.
-func (a *Applier) Apply(ctx context.Context, recs []Record) (ApplyResult, error) {
+func (a *Applier) Apply(ctx context.Context, recs []eventstore.Record) (ApplyResult, error) {
 	if len(recs) == 0 {
 		return ApplyResult{}, nil
 	}
@@ -170,7 +171,7 @@ func (a *Applier) Apply(ctx context.Context, recs []Record) (ApplyResult, error)
 	return res, err
 }
 
-func (a *Applier) applyTx(ctx context.Context, recs []Record, isolate bool) (ApplyResult, error) {
+func (a *Applier) applyTx(ctx context.Context, recs []eventstore.Record, isolate bool) (ApplyResult, error) {
 	var res ApplyResult
 	var applied []Event
 	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
@@ -192,7 +193,7 @@ func (a *Applier) applyTx(ctx context.Context, recs []Record, isolate bool) (App
 // it to apply the last records to its shadow in the transaction that swaps
 // the shadow in. It isolates poison under a savepoint, so tx stays usable.
 // Observe is not called: nothing is committed yet.
-func (a *Applier) ApplyIn(ctx context.Context, tx pgx.Tx, recs []Record) (ApplyResult, error) {
+func (a *Applier) ApplyIn(ctx context.Context, tx pgx.Tx, recs []eventstore.Record) (ApplyResult, error) {
 	if len(recs) == 0 {
 		return ApplyResult{}, nil
 	}
@@ -223,14 +224,14 @@ func (a *Applier) ApplyIn(ctx context.Context, tx pgx.Tx, recs []Record) (ApplyR
 // applyIn is the body of one apply inside tx: checkpoints, skip, decode,
 // apply (event by event if isolate), dead letters. It returns the events
 // applied.
-func (a *Applier) applyIn(ctx context.Context, tx pgx.Tx, recs []Record, isolate bool) (ApplyResult, []Event, error) {
+func (a *Applier) applyIn(ctx context.Context, tx pgx.Tx, recs []eventstore.Record, isolate bool) (ApplyResult, []Event, error) {
 	var res ApplyResult
 	pos, err := a.advance(ctx, tx, recs)
 	if err != nil {
 		return res, nil, err
 	}
 	events := make([]Event, 0, len(recs))
-	raws := make([]Record, 0, len(recs)) // raws[i] is the record of events[i]
+	raws := make([]eventstore.Record, 0, len(recs)) // raws[i] is the record of events[i]
 	var dead []deadLetter
 	for _, r := range recs {
 		k := partKey{r.Topic, r.Partition}
@@ -265,7 +266,7 @@ func (a *Applier) applyIn(ctx context.Context, tx pgx.Tx, recs []Record, isolate
 
 // advance creates, locks and moves the checkpoint rows of every partition in
 // recs to the highest offset there, and returns the offsets they had before.
-func (a *Applier) advance(ctx context.Context, tx pgx.Tx, recs []Record) (map[partKey]int64, error) {
+func (a *Applier) advance(ctx context.Context, tx pgx.Tx, recs []eventstore.Record) (map[partKey]int64, error) {
 	high := map[partKey]int64{}
 	var keys []partKey
 	for _, r := range recs {
@@ -322,7 +323,7 @@ func (a *Applier) advance(ctx context.Context, tx pgx.Tx, recs []Record) (map[pa
 
 // applyIsolated applies events one by one, each under its own savepoint, and
 // returns the events applied and dead letters for those rejected for good.
-func (a *Applier) applyIsolated(ctx context.Context, tx pgx.Tx, events []Event, raws []Record) ([]Event, []deadLetter, error) {
+func (a *Applier) applyIsolated(ctx context.Context, tx pgx.Tx, events []Event, raws []eventstore.Record) ([]Event, []deadLetter, error) {
 	applied := events[:0:0]
 	var dead []deadLetter
 	for i, e := range events {

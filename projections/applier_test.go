@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/projections"
 	"github.com/seckill/seckill/readmodels"
 	"github.com/seckill/seckill/readmodels/readmodelstest"
@@ -75,7 +76,7 @@ func TestApplierRedeliveryChangesNothing(t *testing.T) {
 		t.Fatalf("second pass %+v, want all %d skipped", res, len(recs))
 	}
 	// A batch that overlaps the checkpoint: old records are skipped.
-	res = readmodelstest.ApplyAll(t, a, [][]projections.Record{recs[len(recs)-10:]})
+	res = readmodelstest.ApplyAll(t, a, [][]eventstore.Record{recs[len(recs)-10:]})
 	if res.Applied != 0 || res.Skipped != 10 {
 		t.Fatalf("overlap %+v, want 10 skipped", res)
 	}
@@ -106,7 +107,7 @@ func TestApplierDuplicatesInTheLog(t *testing.T) {
 	}
 
 	clean := readmodelstest.NewPool(t)
-	readmodelstest.ApplyAll(t, readmodelstest.NewApplier(t, clean, readmodelstest.NewOrders(t, clean)), [][]projections.Record{st.Records(topic, 4)})
+	readmodelstest.ApplyAll(t, readmodelstest.NewApplier(t, clean, readmodelstest.NewOrders(t, clean)), [][]eventstore.Record{st.Records(topic, 4)})
 	dirty := readmodelstest.NewPool(t)
 	readmodelstest.ApplyAll(t, readmodelstest.NewApplier(t, dirty, readmodelstest.NewOrders(t, dirty)), readmodelstest.SmallBatches(dup.Records(topic, 4), rng))
 
@@ -149,7 +150,7 @@ func TestApplierDeadLettersPoison(t *testing.T) {
 		t.Errorf("second dead letter %+v", dl[1])
 	}
 	// Redelivered poison is not dead-lettered twice.
-	if res := readmodelstest.ApplyAll(t, a, [][]projections.Record{recs[mid : mid+2]}); res.Skipped != 2 {
+	if res := readmodelstest.ApplyAll(t, a, [][]eventstore.Record{recs[mid : mid+2]}); res.Skipped != 2 {
 		t.Fatalf("redelivered poison: %+v", res)
 	}
 }

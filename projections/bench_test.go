@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/internal/localsvc"
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/migrations"
@@ -162,8 +163,8 @@ func BenchmarkRebuild(b *testing.B) {
 			for range b.N {
 				start := time.Now()
 				var n int
-				err := projections.ReadRange(context.Background(), brokers, projections.DefaultTopic, nil,
-					ends(b, brokers), func(recs []projections.Record) error { n += len(recs); return nil })
+				err := eventstore.ReadRange(context.Background(), brokers, projections.DefaultTopic, nil,
+					ends(b, brokers), func(recs []eventstore.Record) error { n += len(recs); return nil })
 				if err != nil || n != len(st.Envs) {
 					b.Fatalf("bare read: %d of %d records, %v", n, len(st.Envs), err)
 				}
@@ -208,7 +209,7 @@ func envInt(key string) int {
 
 func ends(b *testing.B, brokers []string) map[int32]int64 {
 	b.Helper()
-	offs, err := projections.LogOffsets(context.Background(), brokers, projections.DefaultTopic)
+	offs, err := eventstore.ReadOffsets(context.Background(), brokers, projections.DefaultTopic)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/seckill/seckill/eventstore"
 )
 
 // ConsumerConfig configures a Consumer.
@@ -234,11 +236,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer c.running.Store(false)
 	defer c.setState(StateIdle)
 
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.cfg.Brokers...),
-		kgo.ClientID("seckill-projection-"+c.Name()),
-		kgo.ConsumerGroup(c.cfg.Group),
-		kgo.ConsumeTopics(c.cfg.Topic),
+	cl, err := eventstore.NewGroupClient(c.cfg.Brokers, c.cfg.Group, c.cfg.Topic,
 		// Only for partitions without a position in Postgres (see seek).
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(c.seek),
@@ -343,10 +341,10 @@ func (c *Consumer) seek(ctx context.Context, offsets map[string]map[int32]kgo.Of
 // applyAll applies recs: each worker takes its partitions' records, in
 // batches of at most MaxBatch, at the configured rate.
 func (c *Consumer) applyAll(ctx context.Context, recs []*kgo.Record) error {
-	shards := make([][]Record, c.cfg.Workers)
+	shards := make([][]eventstore.Record, c.cfg.Workers)
 	for _, r := range recs {
 		w := int(r.Partition) % c.cfg.Workers
-		shards[w] = append(shards[w], Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
+		shards[w] = append(shards[w], eventstore.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
 	}
 	errs := make([]error, len(shards))
 	var wg sync.WaitGroup
@@ -376,7 +374,7 @@ func (c *Consumer) applyAll(ctx context.Context, recs []*kgo.Record) error {
 // forever with backoff: a projection that skipped a batch would be wrong for
 // good, one that waits is only late. Once ctx is done the batch in hand is
 // still finished, within StopTimeout.
-func (c *Consumer) commit(ctx context.Context, recs []Record) error {
+func (c *Consumer) commit(ctx context.Context, recs []eventstore.Record) error {
 	applyCtx, cancelApply := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelApply()
 	var stopTimer atomic.Pointer[time.Timer]
@@ -427,7 +425,7 @@ func (c *Consumer) setState(s State) {
 	c.mu.Unlock()
 }
 
-func (c *Consumer) committed(recs []Record, res ApplyResult, took time.Duration) {
+func (c *Consumer) committed(recs []eventstore.Record, res ApplyResult, took time.Duration) {
 	c.cfg.Metrics.committed(c.Name(), res, took)
 	if res.DeadLettered > 0 && c.dlq != nil {
 		c.dlq.poke()

@@ -361,7 +361,7 @@ func produceBare(t testing.TB, brokers []string, topic string, key, value []byte
 // readTopic passes every record of topic (as of now) to fn.
 func readTopic(t testing.TB, brokers []string, topic string, fn func(*kgo.Record)) {
 	t.Helper()
-	offs, err := projections.LogOffsets(context.Background(), brokers, topic)
+	offs, err := eventstore.ReadOffsets(context.Background(), brokers, topic)
 	if err != nil {
 		t.Fatal(err)
 	}

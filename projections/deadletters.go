@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"time"
@@ -12,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/seckill/seckill/eventstore"
 )
 
 // Headers of a record on the dead-letter topic. Its key and value are the
@@ -69,9 +70,7 @@ func (d *deadLetterPublisher) run(ctx context.Context) {
 		}
 		if cl == nil {
 			var err error
-			cl, err = kgo.NewClient(kgo.SeedBrokers(d.brokers...), kgo.ClientID("seckill-dlq-"+d.projection),
-				kgo.DefaultProduceTopic(d.topic), kgo.RecordPartitioner(keyPartitioner()),
-				kgo.RequiredAcks(kgo.AllISRAcks()))
+			cl, err = eventstore.NewProducer(d.brokers, "seckill-dlq-"+d.projection, d.topic)
 			if err != nil {
 				d.log.Warn("dead-letter topic: client", "err", err)
 				continue
@@ -157,14 +156,4 @@ func (d *deadLetterPublisher) publish(ctx context.Context, cl *kgo.Client) (int,
 		return 0, errors.Join(fmt.Errorf("dead letters of %s", d.projection), err)
 	}
 	return n, nil
-}
-
-// keyPartitioner is the log's partitioner (sarama's FNV-1a hash of the key,
-// docs/CONTRACTS.md), so a dead letter lands where its aggregate would.
-func keyPartitioner() kgo.Partitioner {
-	return kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(func(b []byte) uint32 {
-		h := fnv.New32a()
-		_, _ = h.Write(b)
-		return h.Sum32()
-	}))
 }

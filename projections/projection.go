@@ -13,7 +13,8 @@
 // exactly once although delivery is at least once. Events that can never be
 // applied are dead-lettered, and published to a dead-letter topic.
 //
-// Rebuild feeds the same Applier from a direct log reader (ReadRange) into
+// Rebuild feeds the same Applier from the log read directly
+// (eventstore.ReadRange) into
 // shadow tables, then swaps them in; projections therefore take their table
 // names as configuration (Rebuildable). A Monitor reports positions, lag and
 // dead letters, also as Prometheus metrics.
@@ -66,16 +67,6 @@ type Projection interface {
 // that breaks an invariant the projection relies on). Wrap it in the error
 // Apply returns: the engine dead-letters the event instead of retrying.
 var ErrPoison = errors.New("poison event")
-
-// Record is one raw record of the log: what the engine is fed, by the
-// Consumer from the Kafka consumer group, or by a rebuild from a direct log reader.
-type Record struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Key       []byte
-	Value     []byte
-}
 
 // Table is a possibly schema-qualified table name, quoted for SQL.
 type Table string

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/seckill/seckill/eventstore"
 )
 
 // ShadowSchema is the schema a rebuild of projection builds its tables in.
@@ -227,7 +229,7 @@ func (r *rebuilder) run(ctx context.Context) (RebuildResult, error) {
 	if err := r.prepare(ctx); err != nil {
 		return res, err
 	}
-	offs, err := LogOffsets(ctx, r.cfg.Brokers, r.cfg.Topic)
+	offs, err := eventstore.ReadOffsets(ctx, r.cfg.Brokers, r.cfg.Topic)
 	if err != nil {
 		return res, err
 	}
@@ -246,7 +248,7 @@ func (r *rebuilder) run(ctx context.Context) (RebuildResult, error) {
 	// Live traffic kept writing while we replayed: chase the end until the
 	// rest is small enough to apply inside the swap.
 	for {
-		offs, err = LogOffsets(ctx, r.cfg.Brokers, r.cfg.Topic)
+		offs, err = eventstore.ReadOffsets(ctx, r.cfg.Brokers, r.cfg.Topic)
 		if err != nil {
 			return res, err
 		}
@@ -465,7 +467,7 @@ func (r *rebuilder) buildIndexes(ctx context.Context) error {
 
 // shadowNext returns the first offset the shadow has not applied, per
 // partition of offs.
-func (r *rebuilder) shadowNext(ctx context.Context, offs Offsets) (map[int32]int64, error) {
+func (r *rebuilder) shadowNext(ctx context.Context, offs eventstore.Offsets) (map[int32]int64, error) {
 	pos, err := ReadPositions(ctx, r.pool, r.shadowCP, r.live.Name())
 	if err != nil {
 		return nil, err
@@ -496,9 +498,9 @@ func behind(next, ends map[int32]int64) int64 {
 func (r *rebuilder) replay(ctx context.Context, from, to map[int32]int64) error {
 	w := r.cfg.Workers
 	g, gctx := errgroup.WithContext(ctx)
-	queues := make([]chan []Record, w)
+	queues := make([]chan []eventstore.Record, w)
 	for i := range queues {
-		queues[i] = make(chan []Record, 4)
+		queues[i] = make(chan []eventstore.Record, 4)
 		q := queues[i]
 		g.Go(func() error {
 			for batch := range q {
@@ -529,8 +531,8 @@ func (r *rebuilder) replay(ctx context.Context, from, to map[int32]int64) error 
 				close(q)
 			}
 		}()
-		return ReadRange(gctx, r.cfg.Brokers, r.cfg.Topic, from, to, func(recs []Record) error {
-			shards := make([][]Record, w)
+		return eventstore.ReadRange(gctx, r.cfg.Brokers, r.cfg.Topic, from, to, func(recs []eventstore.Record) error {
+			shards := make([][]eventstore.Record, w)
 			for _, rec := range recs {
 				i := int(rec.Partition) % w
 				shards[i] = append(shards[i], rec)
@@ -553,7 +555,7 @@ func (r *rebuilder) replay(ctx context.Context, from, to map[int32]int64) error 
 }
 
 // apply applies one batch to the shadow, retrying while Postgres fails.
-func (r *rebuilder) apply(ctx context.Context, batch []Record) error {
+func (r *rebuilder) apply(ctx context.Context, batch []eventstore.Record) error {
 	if err := r.pace.wait(ctx, len(batch)); err != nil {
 		return err
 	}
@@ -602,10 +604,7 @@ func tableName(name string) string {
 func (r *rebuilder) swap(ctx context.Context) (time.Duration, error) {
 	name := r.live.Name()
 	liveCP, _ := ParseTable(r.cfg.CheckpointTable)
-	liveDL, _ := ParseTable(r.cfg.DeadLetterTable)
-	shadowCP, _ := ParseTable(r.shadowCP)
-	shadowDL, _ := ParseTable(r.shadowDL)
-	offs, err := LogOffsets(ctx, r.cfg.Brokers, r.cfg.Topic)
+	offs, err := eventstore.ReadOffsets(ctx, r.cfg.Brokers, r.cfg.Topic)
 	if err != nil {
 		return 0, err
 	}
@@ -624,99 +623,15 @@ func (r *rebuilder) swap(ctx context.Context) (time.Duration, error) {
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, r.cfg.LockTimeout.Milliseconds())); err != nil {
 			return err
 		}
-		// The live runner locks these rows first in each of its batches, so
-		// from here on it waits, and its position stays where it is.
-		rows, err := tx.Query(ctx, `SELECT "partition", "offset" FROM `+string(liveCP)+`
-			WHERE projection = $1 AND topic = $2 ORDER BY topic, "partition" FOR UPDATE`, name, r.cfg.Topic)
+		livePos, err := r.lockLivePositions(ctx, tx)
 		if err != nil {
-			return err
-		}
-		livePos := map[int32]int64{}
-		for rows.Next() {
-			var p int32
-			var o int64
-			if err := rows.Scan(&p, &o); err != nil {
-				rows.Close()
-				return err
-			}
-			livePos[p] = o
-		}
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		start = time.Now()
-		// Apply to the shadow what the live projection applied beyond it.
-		next, err := r.shadowNext(ctx, offs)
-		if err != nil {
+		if err := r.catchUpShadow(ctx, tx, offs, livePos); err != nil {
 			return err
 		}
-		to := map[int32]int64{}
-		for p, o := range livePos {
-			if o+1 > next[p] {
-				to[p] = o + 1
-			}
-		}
-		if len(to) > 0 {
-			var recs []Record
-			if err := ReadRange(ctx, r.cfg.Brokers, r.cfg.Topic, next, to, func(b []Record) error {
-				recs = append(recs, b...)
-				return nil
-			}); err != nil {
-				return err
-			}
-			for len(recs) > 0 {
-				n := min(len(recs), r.cfg.MaxBatch)
-				res, err := r.shadow.ApplyIn(ctx, tx, recs[:n])
-				if err != nil {
-					return err
-				}
-				r.done.Add(int64(n))
-				r.dead.Add(int64(res.DeadLettered))
-				recs = recs[n:]
-			}
-		}
-		// Move the live tables out and the shadow tables in.
-		retired := pgx.Identifier{fmt.Sprintf("retired_%s_%d", name, time.Now().UnixNano())}.Sanitize()
-		if _, err := tx.Exec(ctx, `CREATE SCHEMA `+retired); err != nil {
-			return err
-		}
-		for _, t := range r.live.Tables() {
-			lt, err := resolve(ctx, tx, t)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `ALTER TABLE `+lt.ident()+` SET SCHEMA `+retired); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{r.schema, lt.name}.Sanitize()+` SET SCHEMA `+
-				pgx.Identifier{lt.schema}.Sanitize()); err != nil {
-				return err
-			}
-		}
-		// The live position becomes the shadow's (at or past it everywhere).
-		if _, err := tx.Exec(ctx, `INSERT INTO `+string(liveCP)+` AS c (projection, topic, "partition", "offset")
-			SELECT projection, topic, "partition", "offset" FROM `+string(shadowCP)+` WHERE projection = $1
-			ON CONFLICT (projection, topic, "partition") DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()`, name); err != nil {
-			return err
-		}
-		// Dead letters: the rebuilt projection's. Letters both have keep
-		// their row (and whether they were published); letters the rebuilt
-		// projection applied fine (a fixed bug) go.
-		if _, err := tx.Exec(ctx, `INSERT INTO `+string(liveDL)+` (projection, topic, "partition", "offset", event_id, reason, payload, record_key)
-			SELECT projection, topic, "partition", "offset", event_id, reason, payload, record_key FROM `+string(shadowDL)+`
-			WHERE projection = $1 ON CONFLICT (projection, topic, "partition", "offset") DO NOTHING`, name); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM `+string(liveDL)+` l WHERE l.projection = $1 AND NOT EXISTS (
-			SELECT 1 FROM `+string(shadowDL)+` s WHERE s.projection = l.projection AND s.topic = l.topic
-				AND s."partition" = l."partition" AND s."offset" = l."offset")`, name); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DROP SCHEMA `+retired+` CASCADE`); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{r.schema}.Sanitize()+` CASCADE`)
-		return err
+		return r.moveTables(ctx, tx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("swap: %w", err)
@@ -724,6 +639,124 @@ func (r *rebuilder) swap(ctx context.Context) (time.Duration, error) {
 	pause := time.Since(start)
 	r.log.Info("rebuild swapped in", "schema", r.schema, "pause", pause)
 	return pause, nil
+}
+
+// lockLivePositions locks the live projection's checkpoint rows and returns
+// its positions. The live runner locks these rows first in each of its
+// batches, so from here on it waits, and its position stays where it is.
+func (r *rebuilder) lockLivePositions(ctx context.Context, tx pgx.Tx) (map[int32]int64, error) {
+	liveCP, _ := ParseTable(r.cfg.CheckpointTable)
+	rows, err := tx.Query(ctx, `SELECT "partition", "offset" FROM `+string(liveCP)+`
+		WHERE projection = $1 AND topic = $2 ORDER BY topic, "partition" FOR UPDATE`, r.live.Name(), r.cfg.Topic)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	livePos := map[int32]int64{}
+	for rows.Next() {
+		var p int32
+		var o int64
+		if err := rows.Scan(&p, &o); err != nil {
+			return nil, err
+		}
+		livePos[p] = o
+	}
+	return livePos, rows.Err()
+}
+
+// catchUpShadow applies to the shadow, in tx, what the live projection
+// applied beyond it.
+func (r *rebuilder) catchUpShadow(ctx context.Context, tx pgx.Tx, offs eventstore.Offsets, livePos map[int32]int64) error {
+	next, err := r.shadowNext(ctx, offs)
+	if err != nil {
+		return err
+	}
+	to := map[int32]int64{}
+	for p, o := range livePos {
+		if o+1 > next[p] {
+			to[p] = o + 1
+		}
+	}
+	if len(to) == 0 {
+		return nil
+	}
+	var recs []eventstore.Record
+	if err := eventstore.ReadRange(ctx, r.cfg.Brokers, r.cfg.Topic, next, to, func(b []eventstore.Record) error {
+		recs = append(recs, b...)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), r.cfg.MaxBatch)
+		res, err := r.shadow.ApplyIn(ctx, tx, recs[:n])
+		if err != nil {
+			return err
+		}
+		r.done.Add(int64(n))
+		r.dead.Add(int64(res.DeadLettered))
+		recs = recs[n:]
+	}
+	return nil
+}
+
+// moveTables moves the live tables out and the shadow tables in, makes the
+// shadow's position and dead letters the live ones, and drops what is left.
+func (r *rebuilder) moveTables(ctx context.Context, tx pgx.Tx) error {
+	name := r.live.Name()
+	retired := pgx.Identifier{fmt.Sprintf("retired_%s_%d", name, time.Now().UnixNano())}.Sanitize()
+	if _, err := tx.Exec(ctx, `CREATE SCHEMA `+retired); err != nil {
+		return err
+	}
+	for _, t := range r.live.Tables() {
+		lt, err := resolve(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+lt.ident()+` SET SCHEMA `+retired); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+pgx.Identifier{r.schema, lt.name}.Sanitize()+` SET SCHEMA `+
+			pgx.Identifier{lt.schema}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	if err := r.takeOverBookkeeping(ctx, tx); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DROP SCHEMA `+retired+` CASCADE`); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{r.schema}.Sanitize()+` CASCADE`)
+	return err
+}
+
+// takeOverBookkeeping makes the shadow's checkpoints and dead letters the
+// live projection's.
+func (r *rebuilder) takeOverBookkeeping(ctx context.Context, tx pgx.Tx) error {
+	name := r.live.Name()
+	liveCP, _ := ParseTable(r.cfg.CheckpointTable)
+	liveDL, _ := ParseTable(r.cfg.DeadLetterTable)
+	shadowCP, _ := ParseTable(r.shadowCP)
+	shadowDL, _ := ParseTable(r.shadowDL)
+	// The live position becomes the shadow's (at or past it everywhere).
+	if _, err := tx.Exec(ctx, `INSERT INTO `+string(liveCP)+` AS c (projection, topic, "partition", "offset")
+		SELECT projection, topic, "partition", "offset" FROM `+string(shadowCP)+` WHERE projection = $1
+		ON CONFLICT (projection, topic, "partition") DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()`, name); err != nil {
+		return err
+	}
+	// Dead letters: the rebuilt projection's. Letters both have keep their
+	// row (and whether they were published); letters the rebuilt projection
+	// applied fine (a fixed bug) go.
+	if _, err := tx.Exec(ctx, `INSERT INTO `+string(liveDL)+` (projection, topic, "partition", "offset", event_id, reason, payload, record_key)
+		SELECT projection, topic, "partition", "offset", event_id, reason, payload, record_key FROM `+string(shadowDL)+`
+		WHERE projection = $1 ON CONFLICT (projection, topic, "partition", "offset") DO NOTHING`, name); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM `+string(liveDL)+` l WHERE l.projection = $1 AND NOT EXISTS (
+		SELECT 1 FROM `+string(shadowDL)+` s WHERE s.projection = l.projection AND s.topic = l.topic
+			AND s."partition" = l."partition" AND s."offset" = l."offset")`, name)
+	return err
 }
 
 func (r *rebuilder) setPhase(phase string, total int64) {

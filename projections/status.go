@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/seckill/seckill/eventstore"
 )
 
 // Inferred states of a projection, beside the Consumer states of a projection
@@ -153,7 +155,7 @@ func NewMonitor(cfg MonitorConfig, targets ...Target) (*Monitor, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new monitor: %w", err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID("seckill-projections-monitor"))
+	cl, err := eventstore.NewAdminClient(cfg.Brokers, "seckill-projections-monitor")
 	if err != nil {
 		return nil, fmt.Errorf("new monitor: %w", err)
 	}
@@ -180,7 +182,7 @@ func (m *Monitor) Status(ctx context.Context) ([]ProjectionStatus, error) {
 	if m.cached != nil && time.Since(m.at) < m.cfg.CacheFor {
 		return m.cached, nil
 	}
-	offs, err := logOffsets(ctx, m.cl, m.cfg.Topic)
+	offs, err := eventstore.OffsetRange(ctx, m.cl, m.cfg.Topic)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +194,7 @@ func (m *Monitor) Status(ctx context.Context) ([]ProjectionStatus, error) {
 	return out, nil
 }
 
-func (m *Monitor) status(ctx context.Context, t Target, offs Offsets) ProjectionStatus {
+func (m *Monitor) status(ctx context.Context, t Target, offs eventstore.Offsets) ProjectionStatus {
 	s := ProjectionStatus{Projection: t.Name}
 	if t.Runner != nil {
 		rs := t.Runner.Status()
@@ -232,7 +234,7 @@ func (m *Monitor) status(ctx context.Context, t Target, offs Offsets) Projection
 	slices.SortFunc(s.Partitions, func(a, b PartitionPosition) int { return int(a.Partition - b.Partition) })
 	if len(next) > 0 {
 		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		times, err := recordTimes(tctx, m.cfg.Brokers, m.cfg.Topic, next)
+		times, err := eventstore.RecordTimes(tctx, m.cfg.Brokers, m.cfg.Topic, next, offs.Ends)
 		cancel()
 		if err != nil {
 			errs = append(errs, err)
@@ -290,7 +292,7 @@ func countDeadLetters(ctx context.Context, pool *pgxpool.Pool, table, projection
 
 // rebuildState returns the progress of a rebuild of projection, or nil if
 // none is under way.
-func rebuildState(ctx context.Context, pool *pgxpool.Pool, projection string, offs Offsets) (*RebuildState, error) {
+func rebuildState(ctx context.Context, pool *pgxpool.Pool, projection string, offs eventstore.Offsets) (*RebuildState, error) {
 	schema := ShadowSchema(projection)
 	var exists bool
 	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, schema+"."+DefaultCheckpointTable).Scan(&exists); err != nil || !exists {

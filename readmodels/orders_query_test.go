@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/projections"
 	"github.com/seckill/seckill/readmodels"
 	"github.com/seckill/seckill/readmodels/readmodelstest"
@@ -168,7 +169,7 @@ func TestShadowTables(t *testing.T) {
 	}
 	st := readmodelstest.Gen(t, 32, 2, 30)
 	recs := st.Records(topic, 4)
-	recs = append(recs[:10:10], append([]projections.Record{{Topic: topic, Partition: 9, Offset: 0, Value: []byte("junk")}}, recs[10:]...)...)
+	recs = append(recs[:10:10], append([]eventstore.Record{{Topic: topic, Partition: 9, Offset: 0, Value: []byte("junk")}}, recs[10:]...)...)
 	if _, err := a.Apply(ctx, recs); err != nil {
 		t.Fatal(err)
 	}

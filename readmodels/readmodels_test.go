@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/projections"
 	"github.com/seckill/seckill/readmodels/readmodelstest"
 )
@@ -23,7 +24,7 @@ func TestInventoryMatchesFold(t *testing.T) {
 	half := len(recs) / 2
 	readmodelstest.ApplyAll(t, a, readmodelstest.SmallBatches(recs[:half], rng))
 	readmodelstest.AssertInventoryMatchesFold(t, pool, st.Envs[:half]) // a prefix of the log: the fold of that prefix
-	readmodelstest.ApplyAll(t, a, [][]projections.Record{recs[half:]})
+	readmodelstest.ApplyAll(t, a, [][]eventstore.Record{recs[half:]})
 	readmodelstest.AssertInventoryMatchesFold(t, pool, st.Envs)
 }
 
@@ -38,7 +39,7 @@ func TestInventoryDuplicatesAtOtherOffsets(t *testing.T) {
 	// Small batches and big ones: a duplicate in the same batch and in a
 	// later one must both count once.
 	readmodelstest.ApplyAll(t, a, readmodelstest.SmallBatches(recs[:len(recs)/2], rng))
-	readmodelstest.ApplyAll(t, a, [][]projections.Record{recs[len(recs)/2:]})
+	readmodelstest.ApplyAll(t, a, [][]eventstore.Record{recs[len(recs)/2:]})
 	readmodelstest.AssertInventoryMatchesFold(t, pool, st.Envs)
 }
 
@@ -94,7 +95,7 @@ func TestDailyMatchesFold(t *testing.T) {
 	a := readmodelstest.NewApplier(t, pool, readmodelstest.NewDaily(t, pool))
 	recs := dup.Records(topic, 4)
 	readmodelstest.ApplyAll(t, a, readmodelstest.SmallBatches(recs[:len(recs)/3], rand.New(rand.NewPCG(3, 3))))
-	readmodelstest.ApplyAll(t, a, [][]projections.Record{recs[len(recs)/3:]})
+	readmodelstest.ApplyAll(t, a, [][]eventstore.Record{recs[len(recs)/3:]})
 	readmodelstest.AssertDailyMatchesFold(t, pool, st.Envs, readmodelstest.BizZone)
 
 	// The report: the summary rows with the sale's name and currency.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,52 @@ import (
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
 )
+
+// eventsFlags are the flags of `seckill events`.
+type eventsFlags struct {
+	from, to, types, sale, user, order, format, out string
+	follow, skipBad, quiet                          bool
+	slack                                           time.Duration
+}
+
+func (f *eventsFlags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&f.from, "from", "", "only events that occurred at or after this time (RFC 3339)")
+	fs.StringVar(&f.to, "to", "", "only events that occurred before this time (RFC 3339)")
+	fs.StringVar(&f.types, "type", "", "only these event types, comma-separated: "+strings.Join(domain.EventTypes(), ","))
+	fs.StringVar(&f.sale, "sale", "", "only events of this sale")
+	fs.StringVar(&f.user, "user", "", "only events of this user (StockReleased names no user)")
+	fs.StringVar(&f.order, "order", "", "only events of this order")
+	fs.StringVar(&f.format, "format", eventstore.FormatJSONL, "output format: jsonl (one envelope per line) or csv")
+	fs.StringVar(&f.out, "out", "", "write to this file instead of stdout")
+	fs.BoolVar(&f.follow, "follow", false, "after the end of the log, keep printing new events as they arrive (until Ctrl-C or --to)")
+	fs.DurationVar(&f.slack, "slack", time.Minute, "how far outside [--from, --to) to look at record (publish) times: events published later than this after they occurred are missed")
+	fs.BoolVar(&f.skipBad, "skip-undecodable", false, "pass over records this build cannot decode (counted on stderr) instead of stopping")
+	fs.BoolVar(&f.quiet, "quiet", false, "do not print the summary line on stderr")
+}
+
+// query is the query the flags ask for, checked.
+func (f *eventsFlags) query() (eventstore.Query, error) {
+	q := eventstore.Query{SaleID: f.sale, UserID: f.user, OrderID: f.order, Follow: f.follow, Slack: f.slack, SkipUndecodable: f.skipBad}
+	var err error
+	if q.From, err = parseTime("--from", f.from); err != nil {
+		return q, err
+	}
+	if q.To, err = parseTime("--to", f.to); err != nil {
+		return q, err
+	}
+	for _, t := range strings.Split(f.types, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			q.Types = append(q.Types, t)
+		}
+	}
+	if err := q.Validate(); err != nil {
+		return q, usageError{err.Error()}
+	}
+	if f.format != eventstore.FormatJSONL && f.format != eventstore.FormatCSV {
+		return q, usageError{fmt.Sprintf("--format %q: want jsonl or csv", f.format)}
+	}
+	return q, nil
+}
 
 // runEvents is `seckill events`: the log itself (not a read model), filtered
 // and exported for analysts. It reads partitions directly, in no consumer
@@ -25,48 +72,19 @@ func runEvents(ctx context.Context, c cli, args []string) error {
 		"  seckill events --from 2026-11-11T20:00:03Z --to 2026-11-11T20:00:04Z")
 	var ep endpoints
 	ep.bind(c, fs)
-	var (
-		from     = fs.String("from", "", "only events that occurred at or after this time (RFC 3339)")
-		to       = fs.String("to", "", "only events that occurred before this time (RFC 3339)")
-		types    = fs.String("type", "", "only these event types, comma-separated: "+strings.Join(domain.EventTypes(), ","))
-		sale     = fs.String("sale", "", "only events of this sale")
-		user     = fs.String("user", "", "only events of this user (StockReleased names no user)")
-		order    = fs.String("order", "", "only events of this order")
-		format   = fs.String("format", eventstore.FormatJSONL, "output format: jsonl (one envelope per line) or csv")
-		out      = fs.String("out", "", "write to this file instead of stdout")
-		follow   = fs.Bool("follow", false, "after the end of the log, keep printing new events as they arrive (until Ctrl-C or --to)")
-		slack    = fs.Duration("slack", time.Minute, "how far outside [--from, --to) to look at record (publish) times: events published later than this after they occurred are missed")
-		skipBad  = fs.Bool("skip-undecodable", false, "pass over records this build cannot decode (counted on stderr) instead of stopping")
-		quietSum = fs.Bool("quiet", false, "do not print the summary line on stderr")
-	)
+	var f eventsFlags
+	f.bind(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	q := eventstore.Query{SaleID: *sale, UserID: *user, OrderID: *order, Follow: *follow, Slack: *slack, SkipUndecodable: *skipBad}
-	var err error
-	if q.From, err = parseTime("--from", *from); err != nil {
+	q, err := f.query()
+	if err != nil {
 		return err
-	}
-	if q.To, err = parseTime("--to", *to); err != nil {
-		return err
-	}
-	if *types != "" {
-		for _, t := range strings.Split(*types, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				q.Types = append(q.Types, t)
-			}
-		}
-	}
-	if err := q.Validate(); err != nil {
-		return usageError{err.Error()}
-	}
-	if *format != eventstore.FormatJSONL && *format != eventstore.FormatCSV {
-		return usageError{fmt.Sprintf("--format %q: want jsonl or csv", *format)}
 	}
 	// An export to a file shows its progress on stderr (stdout carries
 	// the events otherwise, and a follow has no end to count to).
 	var bar *progress
-	if *out != "" && !*follow {
+	if f.out != "" && !f.follow {
 		bar = newProgress(c.stderr, "records")
 		q.Progress = bar.counter("export")
 		defer bar.finish()
@@ -79,66 +97,94 @@ func runEvents(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
-
-	dst := c.stdout
-	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
-		defer f.Close()
-		dst = f
-	}
-	w, err := eventstore.NewEntryWriter(dst, *format)
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	// While following, events trickle in: a flusher sends what is buffered
-	// every quarter second instead of waiting for 64 KiB.
-	var mu sync.Mutex
-	if *follow {
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			t := time.NewTicker(250 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					mu.Lock()
-					_ = w.Flush()
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	start := time.Now()
-	st, err := lg.Events(ctx, q, func(e eventstore.Event) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return w.Write(e)
-	})
-	mu.Lock()
-	ferr := w.Flush()
-	mu.Unlock()
-	if *out != "" {
-		if f, ok := dst.(*os.File); ok {
-			ferr = errors.Join(ferr, f.Close())
-		}
-	}
+	w, err := openEventsOutput(c.stdout, f.out, f.format)
 	if err != nil {
 		return err
 	}
-	if ferr != nil {
-		return fmt.Errorf("write: %w", ferr)
+	if f.follow {
+		// While following, events trickle in: what is buffered is sent
+		// every quarter second instead of waiting for 64 KiB.
+		defer w.flushEvery(250 * time.Millisecond)()
+	}
+	start := time.Now()
+	st, err := lg.Events(ctx, q, w.write)
+	if err = errors.Join(err, w.close()); err != nil {
+		return err
 	}
 	if bar != nil {
 		bar.finish()
 	}
-	if !*quietSum {
+	if !f.quiet {
 		printSummary(c.stderr, st, time.Since(start))
+	}
+	return nil
+}
+
+// eventsOutput is where `seckill events` writes: stdout or a file, in one
+// format, safe to flush from another goroutine.
+type eventsOutput struct {
+	mu   sync.Mutex
+	w    eventstore.EntryWriter
+	file *os.File // nil for stdout
+}
+
+func openEventsOutput(stdout io.Writer, out, format string) (*eventsOutput, error) {
+	o := &eventsOutput{}
+	dst := stdout
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return nil, fmt.Errorf("--out: %w", err)
+		}
+		o.file, dst = f, f
+	}
+	w, err := eventstore.NewEntryWriter(dst, format)
+	if err != nil {
+		if o.file != nil {
+			o.file.Close()
+		}
+		return nil, usageError{err.Error()}
+	}
+	o.w = w
+	return o, nil
+}
+
+func (o *eventsOutput) write(e eventstore.Event) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.w.Write(e)
+}
+
+// flushEvery flushes every d until the returned stop is called.
+func (o *eventsOutput) flushEvery(d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				o.mu.Lock()
+				_ = o.w.Flush()
+				o.mu.Unlock()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// close flushes what is buffered and closes the file.
+func (o *eventsOutput) close() error {
+	o.mu.Lock()
+	err := o.w.Flush()
+	o.mu.Unlock()
+	if o.file != nil {
+		err = errors.Join(err, o.file.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/projections"
 	"github.com/seckill/seckill/readmodels"
 )
@@ -39,14 +40,14 @@ func NewApplier(t testing.TB, pool *pgxpool.Pool, p projections.Projection) *pro
 
 // SmallBatches cuts recs into the smallest batches a live consumer can
 // make: at most one record per partition, partitions in random order.
-func SmallBatches(recs []projections.Record, rng *rand.Rand) [][]projections.Record {
-	queues := map[int32][]projections.Record{}
+func SmallBatches(recs []eventstore.Record, rng *rand.Rand) [][]eventstore.Record {
+	queues := map[int32][]eventstore.Record{}
 	for _, r := range recs {
 		queues[r.Partition] = append(queues[r.Partition], r)
 	}
-	var out [][]projections.Record
+	var out [][]eventstore.Record
 	for len(queues) > 0 {
-		var b []projections.Record
+		var b []eventstore.Record
 		for p, q := range queues {
 			if rng.IntN(4) == 0 && len(b) > 0 {
 				continue // this partition's message is late for the batch
@@ -66,7 +67,7 @@ func SmallBatches(recs []projections.Record, rng *rand.Rand) [][]projections.Rec
 }
 
 // ApplyAll applies batches in order and sums their results.
-func ApplyAll(t testing.TB, a *projections.Applier, batches [][]projections.Record) projections.ApplyResult {
+func ApplyAll(t testing.TB, a *projections.Applier, batches [][]eventstore.Record) projections.ApplyResult {
 	t.Helper()
 	var sum projections.ApplyResult
 	for _, b := range batches {

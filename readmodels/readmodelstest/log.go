@@ -17,9 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/internal/testenv"
 	"github.com/seckill/seckill/migrations"
-	"github.com/seckill/seckill/projections"
 	"github.com/seckill/seckill/readmodels"
 )
 
@@ -168,12 +168,12 @@ func PartitionOf(key string, n int) int32 {
 }
 
 // Records lays the stream out on n partitions, as Kafka would.
-func (s *Stream) Records(topic string, n int) []projections.Record {
+func (s *Stream) Records(topic string, n int) []eventstore.Record {
 	next := make([]int64, n)
-	out := make([]projections.Record, len(s.Envs))
+	out := make([]eventstore.Record, len(s.Envs))
 	for i, b := range s.Envs {
 		p := PartitionOf(s.Keys[i], n)
-		out[i] = projections.Record{Topic: topic, Partition: p, Offset: next[p], Key: []byte(s.Keys[i]), Value: b}
+		out[i] = eventstore.Record{Topic: topic, Partition: p, Offset: next[p], Key: []byte(s.Keys[i]), Value: b}
 		next[p]++
 	}
 	return out
