@@ -47,7 +47,7 @@ func (g *Gate) EndSale(ctx context.Context, cmd EndSale) (SaleView, error) {
 	for range endRetries {
 		unsold, _ := strconv.ParseInt(remaining, 10, 64)
 		now := g.clock.Now()
-		env, err := domain.Encode(domain.SaleEnded{SaleID: cmd.SaleID, Unsold: unsold, Reason: cmd.Reason}, now)
+		env, err := domain.EncodeWith(domain.SaleEnded{SaleID: cmd.SaleID, Unsold: unsold, Reason: cmd.Reason}, now, domain.MetadataFrom(ctx))
 		if err != nil {
 			return SaleView{}, err
 		}

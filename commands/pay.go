@@ -45,10 +45,10 @@ func (g *Gate) Pay(ctx context.Context, cmd Pay) (Payment, error) {
 		return Payment{}, domain.ErrOrderNotFound
 	}
 	now := g.clock.Now()
-	env, err := domain.Encode(domain.OrderPaid{
+	env, err := domain.EncodeWith(domain.OrderPaid{
 		OrderID: o.OrderID, SaleID: o.SaleID, UserID: o.UserID, Quantity: o.Quantity,
 		AmountCents: o.AmountCents, PaymentRef: ref,
-	}, now)
+	}, now, domain.MetadataFrom(ctx))
 	if err != nil {
 		return Payment{}, err
 	}

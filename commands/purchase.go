@@ -85,7 +85,7 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	payBy := now.Add(sale.PayWithin)
 	orderID := domain.OrderID(sale.ID, newID())
 	amount := sale.PriceCents * cmd.Quantity
-	reserved, placed, err := placementEvents(sale, cmd, orderID, amount, now, payBy)
+	reserved, placed, err := placementEvents(sale, cmd, orderID, amount, now, payBy, domain.MetadataFrom(ctx))
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -175,20 +175,21 @@ func scriptError(code string) error {
 // placementEvents encodes the two events of a reservation. They are encoded
 // here, in parallel Go, so the script (which runs on Redis's single thread)
 // only stores bytes; a rejection discards them.
-func placementEvents(sale SaleConfig, cmd Purchase, orderID string, amount int64, now, payBy time.Time) (reserved, placed []byte, err error) {
-	reserved, err = domain.Encode(domain.StockReserved{
+// md is the request's metadata (domain.MetadataFrom), on both.
+func placementEvents(sale SaleConfig, cmd Purchase, orderID string, amount int64, now, payBy time.Time, md domain.Metadata) (reserved, placed []byte, err error) {
+	reserved, err = domain.EncodeWith(domain.StockReserved{
 		SaleID: sale.ID, OrderID: orderID, UserID: cmd.UserID, Quantity: cmd.Quantity,
-	}, now)
+	}, now, md)
 	if err != nil {
 		return nil, nil, err
 	}
-	placed, err = domain.Encode(domain.OrderPlaced{
+	placed, err = domain.EncodeWith(domain.OrderPlaced{
 		OrderID: orderID, SaleID: sale.ID, UserID: cmd.UserID, Quantity: cmd.Quantity,
 		PriceCents: sale.PriceCents, AmountCents: amount, PayBy: payBy.UTC(),
 		// Recorded so that a gate restored from the log answers a retry
 		// with this order (commands/restore.go).
 		IdempotencyKey: cmd.IdempotencyKey,
-	}, now)
+	}, now, md)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -77,7 +77,7 @@ func (g *Gate) CreateSale(ctx context.Context, cmd CreateSale) (SaleView, error)
 	id := newID()
 	ev := spec.Created(id)
 	now := g.clock.Now()
-	env, err := domain.Encode(ev, now)
+	env, err := domain.EncodeWith(ev, now, domain.MetadataFrom(ctx))
 	if err != nil {
 		return SaleView{}, err
 	}

@@ -217,10 +217,10 @@ func shardFields(ev domain.SaleCreated, createdAt time.Time, i int) []any {
 // script decides: the envelope's bytes before and after the quantity, which
 // the script joins around the number it took. The placeholder is a number no
 // sale can move (domain.MaxStock is 1e7), so it occurs once, in the payload.
-func encodeMove(ev domain.StockMoved, at time.Time) (pre, post string, err error) {
+func encodeMove(ev domain.StockMoved, at time.Time, md domain.Metadata) (pre, post string, err error) {
 	const placeholder = 987654321987
 	ev.Quantity = placeholder
-	env, err := domain.Encode(ev, at)
+	env, err := domain.EncodeWith(ev, at, md)
 	if err != nil {
 		return "", "", err
 	}

@@ -72,7 +72,7 @@ func (g *Gate) endShardedSale(ctx context.Context, ss *shardedSale, reason strin
 		ss.left[i].Store(0)
 	}
 	now := g.clock.Now()
-	env, err := domain.Encode(domain.SaleEnded{SaleID: ss.id, Unsold: unsold, Reason: reason, ShardsUnsold: perShard}, now)
+	env, err := domain.EncodeWith(domain.SaleEnded{SaleID: ss.id, Unsold: unsold, Reason: reason, ShardsUnsold: perShard}, now, domain.MetadataFrom(ctx))
 	if err != nil {
 		return SaleView{}, err
 	}

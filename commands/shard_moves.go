@@ -29,7 +29,7 @@ import (
 // is closed (the sale is ending).
 func (g *Gate) moveOut(ctx context.Context, ss *shardedSale, from, to int, need, want int64, now time.Time) (id string, took int64, closed bool, err error) {
 	id = domain.MoveID(ss.id, newID())
-	pre, post, err := encodeMove(domain.StockMoved{SaleID: ss.id, MoveID: id, From: int64(from), To: int64(to)}, now)
+	pre, post, err := encodeMove(domain.StockMoved{SaleID: ss.id, MoveID: id, From: int64(from), To: int64(to)}, now, domain.MetadataFrom(ctx))
 	if err != nil {
 		return "", 0, false, err
 	}

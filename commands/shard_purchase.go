@@ -35,7 +35,7 @@ func (g *Gate) purchaseSharded(ctx context.Context, sg *saleGuard, cmd Purchase,
 	payBy := now.Add(sale.PayWithin)
 	orderID := domain.ShardOrderID(sale.ID, home, newID())
 	amount := sale.PriceCents * cmd.Quantity
-	reserved, placed, err := placementEvents(sale, cmd, orderID, amount, now, payBy)
+	reserved, placed, err := placementEvents(sale, cmd, orderID, amount, now, payBy, domain.MetadataFrom(ctx))
 	if err != nil {
 		return Reservation{}, err
 	}

@@ -205,7 +205,8 @@ func (g *Gate) sweepShardedSale(ctx context.Context, ss *shardedSale, res *Sweep
 		res.Ended++
 		return nil
 	case str(1) != "" && !now.Before(fromMS(str(1))):
-		if _, err := g.EndSale(ctx, EndSale{SaleID: ss.id, Reason: domain.EndReasonWindowClosed}); err != nil {
+		endCtx := domain.WithMetadata(ctx, domain.MetadataFrom(ctx).CausedBy(domain.EventID(ss.id, domain.TypeSaleCreated)))
+		if _, err := g.EndSale(endCtx, EndSale{SaleID: ss.id, Reason: domain.EndReasonWindowClosed}); err != nil {
 			return err
 		}
 		res.Ended++

@@ -34,19 +34,23 @@ func (g *Gate) Expire(ctx context.Context, orderID string) (bool, error) {
 		return false, nil
 	}
 	now := g.clock.Now()
-	expired, err := domain.Encode(domain.OrderExpired{
+	// An expiry is caused by the order's placement (its deadline), the
+	// release by the expiry; both in the sweep's unit of work.
+	md := domain.MetadataFrom(ctx)
+	expired, err := domain.EncodeWith(domain.OrderExpired{
 		OrderID: o.OrderID, SaleID: o.SaleID, UserID: o.UserID, Quantity: o.Quantity,
-	}, now)
+	}, now, md.CausedBy(domain.EventID(o.OrderID, domain.TypeOrderPlaced)))
 	if err != nil {
 		return false, err
 	}
 	// Whether the units go back to the pool depends on whether the sale has
 	// ended, which only the script can know; it picks one of the two.
-	toPool, err := domain.Encode(domain.StockReleased{SaleID: o.SaleID, OrderID: o.OrderID, Quantity: o.Quantity, ToPool: true}, now)
+	md = md.CausedBy(domain.EventID(o.OrderID, domain.TypeOrderExpired))
+	toPool, err := domain.EncodeWith(domain.StockReleased{SaleID: o.SaleID, OrderID: o.OrderID, Quantity: o.Quantity, ToPool: true}, now, md)
 	if err != nil {
 		return false, err
 	}
-	toInventory, err := domain.Encode(domain.StockReleased{SaleID: o.SaleID, OrderID: o.OrderID, Quantity: o.Quantity}, now)
+	toInventory, err := domain.EncodeWith(domain.StockReleased{SaleID: o.SaleID, OrderID: o.OrderID, Quantity: o.Quantity}, now, md)
 	if err != nil {
 		return false, err
 	}
@@ -78,6 +82,11 @@ const SweepBatch = 200
 // window has closed. Any number of sweepers may run at once.
 func (g *Gate) Sweep(ctx context.Context) (SweepResult, error) {
 	var res SweepResult
+	// One pass is one unit of work: its events share a correlation id.
+	if md := domain.MetadataFrom(ctx); md.CorrelationID == "" {
+		md.CorrelationID = "sweep-" + newID()
+		ctx = domain.WithMetadata(ctx, md)
+	}
 	ids, err := g.SaleIDs(ctx)
 	if err != nil {
 		return res, err
@@ -131,7 +140,9 @@ func (g *Gate) sweepSale(ctx context.Context, saleID string, res *SweepResult) e
 	ends, _ := h[0].(string)
 	ended, _ := h[1].(string)
 	if ends != "" && ended != "1" && !g.clock.Now().Before(fromMS(ends)) {
-		if _, err := g.EndSale(ctx, EndSale{SaleID: saleID, Reason: domain.EndReasonWindowClosed}); err != nil {
+		// The window SaleCreated set is what closes the sale.
+		endCtx := domain.WithMetadata(ctx, domain.MetadataFrom(ctx).CausedBy(domain.EventID(saleID, domain.TypeSaleCreated)))
+		if _, err := g.EndSale(endCtx, EndSale{SaleID: saleID, Reason: domain.EndReasonWindowClosed}); err != nil {
 			return err
 		}
 		res.Ended++

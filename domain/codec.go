@@ -15,12 +15,19 @@ type Envelope struct {
 	// ID is unique in the log and deterministic (aggregate id + "/" + type): an
 	// aggregate has at most one event of each type, and consumers deduplicate
 	// redeliveries by it.
-	ID          string          `json:"id"`
-	Type        string          `json:"type"`
-	Version     int             `json:"version"`
-	OccurredAt  time.Time       `json:"occurred_at"`
-	AggregateID string          `json:"aggregate_id"`
-	Payload     json.RawMessage `json:"payload"`
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// Version is the schema version of the payload (per event type).
+	Version int `json:"version"`
+	// EnvelopeVersion is the schema version of the envelope itself
+	// (CurrentEnvelopeVersion); absent in envelopes of version 1.
+	EnvelopeVersion int       `json:"envelope,omitempty"`
+	OccurredAt      time.Time `json:"occurred_at"`
+	AggregateID     string    `json:"aggregate_id"`
+	// Metadata traces the event to its request and cause (envelope v2;
+	// omitted when empty).
+	Metadata Metadata        `json:"metadata,omitzero"`
+	Payload  json.RawMessage `json:"payload"`
 }
 
 // Upcaster rewrites one event payload from schema version N to N+1. Upcasters
@@ -75,30 +82,39 @@ func NewEnvelope(e Event, at time.Time) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("encode %s payload: %w", t, err)
 	}
 	return Envelope{
-		ID:          EventID(e.AggregateID(), t),
-		Type:        t,
-		Version:     v,
-		OccurredAt:  at.UTC(),
-		AggregateID: e.AggregateID(),
-		Payload:     payload,
+		ID:              EventID(e.AggregateID(), t),
+		Type:            t,
+		Version:         v,
+		EnvelopeVersion: CurrentEnvelopeVersion,
+		OccurredAt:      at.UTC(),
+		AggregateID:     e.AggregateID(),
+		Payload:         payload,
 	}, nil
 }
 
-// Encode returns the JSON of e's envelope at time at: the bytes of one log record.
-func Encode(e Event, at time.Time) ([]byte, error) {
+// Encode returns the JSON of e's envelope at time at, without metadata: the
+// bytes of one log record.
+func Encode(e Event, at time.Time) ([]byte, error) { return EncodeWith(e, at, Metadata{}) }
+
+// EncodeWith is Encode with the envelope's metadata: what the commands
+// write, with the metadata of the request (MetadataFrom) or of the event
+// that caused e.
+func EncodeWith(e Event, at time.Time, md Metadata) ([]byte, error) {
 	// Every event has a generated encoder that writes the same bytes as
 	// json.Marshal (fastjson.go, codec_gen.go).
-	if b, ok := appendEvent(make([]byte, 0, 512), e, at); ok {
+	if b, ok := appendEvent(make([]byte, 0, 512), e, at, md); ok {
 		return b, nil
 	}
 	env, err := NewEnvelope(e, at)
 	if err != nil {
 		return nil, err
 	}
+	env.Metadata = md
 	return json.Marshal(env)
 }
 
-// DecodeEnvelope parses a log record without looking at its payload.
+// DecodeEnvelope parses a log record without looking at its payload, and
+// upcasts the envelope itself to CurrentEnvelopeVersion.
 func DecodeEnvelope(data []byte) (Envelope, error) {
 	// What Encode wrote is read without reflection (fastjson.go); anything
 	// else goes through encoding/json.
@@ -117,7 +133,10 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("decode envelope %s: bad version %d", env.ID, env.Version)
 	case len(env.Payload) == 0:
 		return Envelope{}, fmt.Errorf("decode envelope %s: missing payload", env.ID)
+	case env.EnvelopeVersion < 0:
+		return Envelope{}, fmt.Errorf("decode envelope %s: bad envelope version %d", env.ID, env.EnvelopeVersion)
 	}
+	upcastEnvelope(&env)
 	return env, nil
 }
 

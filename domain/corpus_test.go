@@ -30,6 +30,7 @@ func TestCorpus(t *testing.T) {
 		t.Fatal("no corpus in testdata/corpus")
 	}
 	covered := map[string]bool{} // "Type.vN"
+	envelopes := map[int]bool{}  // envelope versions recorded
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".json")
 		t.Run(name, func(t *testing.T) {
@@ -45,6 +46,17 @@ func TestCorpus(t *testing.T) {
 				t.Fatalf("file %s holds a %s", name, want)
 			}
 			covered[fmt.Sprintf("%s.v%d", recorded.Type, recorded.Version)] = true
+			var ver struct {
+				Envelope int `json:"envelope"`
+			}
+			if err := json.Unmarshal(raw, &ver); err != nil {
+				t.Fatal(err)
+			}
+			ver.Envelope = max(ver.Envelope, 1)
+			envelopes[ver.Envelope] = true
+			if ver.Envelope > 1 && !strings.Contains(name+".", fmt.Sprintf(".e%d.", ver.Envelope)) {
+				t.Fatalf("file %s holds an envelope v%d; its name must say .e%d", name, ver.Envelope, ver.Envelope)
+			}
 
 			env, ev, err := domain.Decode(raw)
 			if err != nil {
@@ -59,7 +71,22 @@ func TestCorpus(t *testing.T) {
 			}
 			// What the event means today: its current payload, re-encoded
 			// from the decoded value, so a field that went missing shows.
-			got, err := json.MarshalIndent(ev, "", "  ")
+			var view any = ev
+			if ver.Envelope > 1 {
+				// Since envelope v2 the metadata is part of what an event
+				// says, and every command the recorder drove set it.
+				if env.Metadata.CorrelationID == "" || env.Metadata.CausationID == "" {
+					t.Errorf("%s: recorded without correlation or causation: %+v", name, env.Metadata)
+				}
+				view = struct {
+					Metadata domain.Metadata `json:"metadata"`
+					Event    domain.Event    `json:"event"`
+				}{env.Metadata, ev}
+			}
+			if env.EnvelopeVersion != domain.CurrentEnvelopeVersion {
+				t.Errorf("decoded envelope v%d, want v%d", env.EnvelopeVersion, domain.CurrentEnvelopeVersion)
+			}
+			got, err := json.MarshalIndent(view, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,6 +109,11 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("%s decodes to\n%s\nwant (%s)\n%s", name, got, golden, want)
 			}
 		})
+	}
+	for v := 1; v <= domain.CurrentEnvelopeVersion; v++ {
+		if !envelopes[v] {
+			t.Errorf("no envelope v%d in testdata/corpus (record it: go test ./commands -run TestRecordCorpus -record-corpus)", v)
+		}
 	}
 	// Every version of every type must be in the corpus: an upcaster no
 	// recorded event goes through is an untested one.

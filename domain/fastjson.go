@@ -30,7 +30,7 @@ import (
 // appendEvent appends e's envelope at time at and reports whether it could:
 // false for types without a generated appender and for values json.Marshal
 // would refuse (a time outside [0, 9999]), which the caller encodes the slow way.
-func appendEvent(b []byte, e Event, at time.Time) ([]byte, bool) {
+func appendEvent(b []byte, e Event, at time.Time, md Metadata) ([]byte, bool) {
 	t := e.EventType()
 	version, known := CurrentVersion(t)
 	if !known {
@@ -43,13 +43,36 @@ func appendEvent(b []byte, e Event, at time.Time) ([]byte, bool) {
 	b = appendString(b, t)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, int64(version), 10)
+	b = append(b, `,"envelope":`...)
+	b = strconv.AppendInt(b, CurrentEnvelopeVersion, 10)
 	b = append(b, `,"occurred_at":`...)
 	b, ok := appendTime(b, at.UTC())
 	b = append(b, `,"aggregate_id":`...)
 	b = appendString(b, agg)
+	if !md.IsZero() {
+		b = append(b, `,"metadata":`...)
+		b = md.appendJSON(b)
+	}
 	b = append(b, `,"payload":`...)
 	b, pok := appendPayload(b, e)
 	return append(b, '}'), ok && pok
+}
+
+// appendJSON appends md as json.Marshal does (both fields omitempty).
+func (md Metadata) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if md.CorrelationID != "" {
+		b = append(b, `"correlation_id":`...)
+		b = appendString(b, md.CorrelationID)
+	}
+	if md.CausationID != "" {
+		if md.CorrelationID != "" {
+			b = append(b, ',')
+		}
+		b = append(b, `"causation_id":`...)
+		b = appendString(b, md.CausationID)
+	}
+	return append(b, '}')
 }
 
 // plainByte reports whether json.Marshal writes c as itself inside a string:
@@ -243,6 +266,27 @@ func (r *canonReader) time() time.Time {
 	return time.Time{}
 }
 
+// metadata reads the object Metadata.appendJSON writes: one or both fields,
+// in order. {} (which the writer never writes) is left to encoding/json.
+func (r *canonReader) metadata() Metadata {
+	var md Metadata
+	r.lit("{")
+	if r.peek(`"correlation_id":`) {
+		r.lit(`"correlation_id":`)
+		md.CorrelationID = r.str()
+		if r.peek(",") {
+			r.lit(",")
+			r.lit(`"causation_id":`)
+			md.CausationID = r.str()
+		}
+	} else {
+		r.lit(`"causation_id":`)
+		md.CausationID = r.str()
+	}
+	r.lit("}")
+	return md
+}
+
 // done reports whether everything was read and matched.
 func (r *canonReader) done() bool { return r.ok && r.i == len(r.b) }
 
@@ -257,15 +301,27 @@ func fastEnvelope(data []byte) (Envelope, bool) {
 	env.Type = r.str()
 	r.lit(`,"version":`)
 	v := r.int()
+	// v1 envelopes have neither "envelope" nor "metadata".
+	var ev int64
+	if r.peek(`,"envelope":`) {
+		r.lit(`,"envelope":`)
+		if ev = r.int(); ev == 0 {
+			return Envelope{}, false // json.Marshal omits a zero
+		}
+	}
 	r.lit(`,"occurred_at":`)
 	env.OccurredAt = r.time()
 	r.lit(`,"aggregate_id":`)
 	env.AggregateID = r.str()
+	if r.peek(`,"metadata":`) {
+		r.lit(`,"metadata":`)
+		env.Metadata = r.metadata()
+	}
 	r.lit(`,"payload":`)
-	if !r.ok || len(data) < r.i+2 || data[len(data)-1] != '}' || v < 0 || v > 1<<30 {
+	if !r.ok || len(data) < r.i+2 || data[len(data)-1] != '}' || v < 0 || v > 1<<30 || ev < 0 || ev > 1<<30 {
 		return Envelope{}, false
 	}
-	env.Version = int(v)
+	env.Version, env.EnvelopeVersion = int(v), int(ev)
 	payload := data[r.i : len(data)-1]
 	// The payload is whatever lies between; encoding/json would have
 	// insisted it is one valid JSON value, and so do we.

@@ -24,14 +24,22 @@ var fastTypes = func() []Event {
 	return out
 }()
 
-// slowEncode is Encode without the fast path.
-func slowEncode(e Event, at time.Time) ([]byte, error) {
+// slowEncode is EncodeWith without the fast path.
+func slowEncode(e Event, at time.Time, md ...Metadata) ([]byte, error) {
 	env, err := NewEnvelope(e, at)
 	if err != nil {
 		return nil, err
 	}
+	if len(md) > 0 {
+		env.Metadata = md[0]
+	}
 	return json.Marshal(env)
 }
+
+// metadatas are the envelope metadata the samples cycle through: none,
+// either field alone, both, and awkward strings.
+var metadatas = []Metadata{{}, {CorrelationID: "4bf92f3577b34da6a3ce929d0e0e4736", CausationID: "host/abc-000001"},
+	{CorrelationID: "c"}, {CausationID: "o-1/OrderPlaced"}, {CorrelationID: `quo"te`, CausationID: "日本"}}
 
 // slowEnvelope and slowPayload are DecodeEnvelope and DecodePayload without
 // the fast paths (before the checks both share).
@@ -111,9 +119,9 @@ func fastSamples(t *testing.T) []Event {
 func TestFastEncodeMatchesJSON(t *testing.T) {
 	fast := 0
 	for i, ev := range fastSamples(t) {
-		at := times[i%len(times)]
-		want, werr := slowEncode(ev, at)
-		got, ok := appendEvent(nil, ev, at)
+		at, md := times[i%len(times)], metadatas[i%len(metadatas)]
+		want, werr := slowEncode(ev, at, md)
+		got, ok := appendEvent(nil, ev, at, md)
 		if !ok {
 			continue // the slow path decides; Encode below must agree with it
 		}
@@ -130,9 +138,9 @@ func TestFastEncodeMatchesJSON(t *testing.T) {
 		t.Fatalf("only %d samples took the fast path", fast)
 	}
 	for i, ev := range fastSamples(t) {
-		at := times[i%len(times)]
-		want, werr := slowEncode(ev, at)
-		got, err := Encode(ev, at)
+		at, md := times[i%len(times)], metadatas[i%len(metadatas)]
+		want, werr := slowEncode(ev, at, md)
+		got, err := EncodeWith(ev, at, md)
 		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
 			t.Fatalf("Encode(%T) = %s, %v; want %s, %v", ev, got, err, want, werr)
 		}
@@ -143,7 +151,7 @@ func TestFastEncodeMatchesJSON(t *testing.T) {
 // read on the fast path, and read as encoding/json reads it.
 func TestFastDecodeTakesWhatEncodeWrites(t *testing.T) {
 	for i, ev := range fastSamples(t) {
-		raw, err := Encode(ev, times[i%2])
+		raw, err := EncodeWith(ev, times[i%2], metadatas[i%len(metadatas)])
 		if err != nil {
 			continue
 		}
@@ -217,6 +225,10 @@ func FuzzFastDecode(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(raw)
+		if raw, err = EncodeWith(ev, at, metadatas[1]); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
 	}
 	f.Add([]byte(`{"id":"a","type":"OrderPaid","version":1,"occurred_at":"2026-01-01T00:00:00Z","aggregate_id":"a","payload":{"order_id":"a"},"x":1}`))
 	f.Add([]byte(`{"id":"a","type":"StockReserved","version":1,"occurred_at":"2026-01-01T00:00:00Z","aggregate_id":"a","payload":{"sale_id":"s","order_id":"o","user_id":"u","quantity":01}}`))
@@ -257,6 +269,10 @@ func TestFastDecodeRefusals(t *testing.T) {
 		`{"id":"a","type":"T","version":1,"aggregate_id":"a","payload":{}}`,
 		`{"id":"a","type":"T","version":1,"occurred_at":"2026-13-01T00:00:00Z","aggregate_id":"a","payload":{}}`,
 		`{"id":"a\"","type":"T","version":1,"occurred_at":"2026-01-01T00:00:00Z","aggregate_id":"a","payload":{}}`,
+		`{"id":"a","type":"T","version":1,"envelope":0,"occurred_at":"2026-01-01T00:00:00Z","aggregate_id":"a","payload":{}}`,
+		`{"id":"a","type":"T","version":1,"envelope":2,"occurred_at":"2026-01-01T00:00:00Z","aggregate_id":"a","metadata":{},"payload":{}}`,
+		`{"id":"a","type":"T","version":1,"envelope":2,"occurred_at":"2026-01-01T00:00:00Z","aggregate_id":"a","metadata":{"causation_id":"x","correlation_id":"y"},"payload":{}}`,
+		`{"id":"a","type":"T","version":1,"envelope":2,"occurred_at":"2026-01-01T00:00:00Z","aggregate_id":"a","metadata":{"correlation_id":"y","x":1},"payload":{}}`,
 	} {
 		if e, ok := fastEnvelope([]byte(raw)); ok {
 			t.Errorf("fast path read %s as %+v; it must leave it to encoding/json", raw, e)

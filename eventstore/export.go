@@ -156,9 +156,10 @@ const (
 
 // CSVHeader are the columns of FormatCSV. quantity is the units the event
 // moves (for SaleCreated the stock, for SaleEnded the unsold pool); payload is
-// the event's JSON at the current schema version.
+// the event's JSON at the current schema version; correlation_id and
+// causation_id are the envelope's metadata (empty before envelope v2).
 var CSVHeader = []string{"occurred_at", "type", "id", "aggregate_id", "sale_id", "order_id", "user_id",
-	"quantity", "partition", "offset", "payload"}
+	"quantity", "partition", "offset", "payload", "correlation_id", "causation_id"}
 
 // EntryWriter writes events in one export format. Writes are buffered:
 // Flush sends them on.
@@ -196,10 +197,29 @@ func (j *jsonlWriter) Write(e Event) error {
 	b = appendJSONString(b, env.Type)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, int64(env.Version), 10)
+	if env.EnvelopeVersion != 0 {
+		b = append(b, `,"envelope":`...)
+		b = strconv.AppendInt(b, int64(env.EnvelopeVersion), 10)
+	}
 	b = append(b, `,"occurred_at":"`...)
 	b = env.OccurredAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","aggregate_id":`...)
 	b = appendJSONString(b, env.AggregateID)
+	if md := env.Metadata; !md.IsZero() {
+		b = append(b, `,"metadata":{`...)
+		if md.CorrelationID != "" {
+			b = append(b, `"correlation_id":`...)
+			b = appendJSONString(b, md.CorrelationID)
+		}
+		if md.CausationID != "" {
+			if md.CorrelationID != "" {
+				b = append(b, ',')
+			}
+			b = append(b, `"causation_id":`...)
+			b = appendJSONString(b, md.CausationID)
+		}
+		b = append(b, '}')
+	}
 	b = append(b, `,"payload":`...)
 	if bytes.ContainsAny(env.Payload, "\n\r\t ") {
 		// Not as json.Marshal writes it (another producer): compact it,
@@ -259,6 +279,7 @@ func (c *csvWriter) Write(e Event) error {
 		env.OccurredAt.UTC().Format(time.RFC3339Nano), env.Type, env.ID, env.AggregateID,
 		r.SaleID, r.OrderID, r.UserID, strconv.FormatInt(r.Quantity, 10),
 		strconv.FormatInt(int64(e.Partition), 10), strconv.FormatInt(e.Offset, 10), string(env.Payload),
+		env.Metadata.CorrelationID, env.Metadata.CausationID,
 	})
 	if err != nil {
 		return fmt.Errorf("write: %w", err)

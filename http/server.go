@@ -75,6 +75,8 @@ type Config struct {
 	// the solution that sales with challenge_bits want before a purchase
 	// token (http/challenge.go).
 	Challenges Challenger
+	// AccessLog configures the log line per request (http/trace.go).
+	AccessLog AccessLog
 }
 
 func (c Config) validate() error {
@@ -122,6 +124,10 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		// Outside the recoverer, so a panic counts as the 500 it becomes.
 		r.Use(m.middleware)
 	}
+	// Request id (echoed as X-Request-Id), the events' metadata and the
+	// access log (http/trace.go); inside the metrics, which share its
+	// status-recording writer.
+	r.Use(newTracer(cfg.AccessLog).middleware)
 	r.Use(s.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route"})

@@ -87,7 +87,8 @@ func TestLogTools(t *testing.T) {
 	}
 
 	alice := s.buy(sale, "alice")
-	bob := s.buy(sale, "bob", "Idempotency-Key", "k1")
+	bob := s.buy(sale, "bob", "Idempotency-Key", "k1", "X-Request-Id", "req-bob",
+		"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	carol := s.buy(sale, "carol")
 	if r := s.do("POST", "/v1/orders/"+alice+"/pay", s.token("alice"), `{"payment_ref":"pay-a"}`); r.status != http.StatusOK {
 		t.Fatalf("pay: %d %s", r.status, r.raw)
@@ -111,6 +112,23 @@ func TestLogTools(t *testing.T) {
 	all := s.exportLines("sale=" + sale)
 	if got := types(all); got[domain.TypeSaleCreated] != 1 || got[domain.TypeOrderPlaced] != 3 || got[domain.TypeStockReserved] != 3 || got[domain.TypeOrderPaid] != 1 || len(all) != 8 {
 		t.Fatalf("export of sale %s: %v", sale, got)
+	}
+	// Tracing (envelope v2): a request's events carry its ids; events
+	// caused by another event say which.
+	for _, e := range all {
+		if e.AggregateID == bob && e.Metadata != (domain.Metadata{CorrelationID: "0af7651916cd43dd8448eb211c80319c", CausationID: "req-bob"}) {
+			t.Errorf("%s: metadata %+v, want bob's trace id and request id", e.ID, e.Metadata)
+		}
+		if e.Metadata.CorrelationID == "" || e.Metadata.CausationID == "" {
+			t.Errorf("%s: no correlation or causation: %+v", e.ID, e.Metadata)
+		}
+	}
+	for _, e := range s.exportLines("order=" + dave) {
+		want := map[string]string{domain.TypeOrderExpired: domain.EventID(dave, domain.TypeOrderPlaced),
+			domain.TypeStockReleased: domain.EventID(dave, domain.TypeOrderExpired)}[e.Type]
+		if want != "" && (e.Metadata.CausationID != want || !strings.HasPrefix(e.Metadata.CorrelationID, "sweep-")) {
+			t.Errorf("%s: metadata %+v, want caused by %s in a sweep", e.ID, e.Metadata, want)
+		}
 	}
 	for i := 1; i < len(all); i++ {
 		if all[i].OccurredAt.Before(all[i-1].OccurredAt) {

@@ -293,7 +293,8 @@ func (n *node) apiHandler() (http.Handler, error) {
 		Gate: countedGate, Orders: n.rm.orders, Auth: auth, Logger: n.log, Events: eventLog,
 		Sales: n.rm.orders, DevSignIn: n.cfg.devSignIn, Registry: n.reg,
 		Inventory: n.rm.inventory, Daily: n.rm.daily, Projections: n.rm.monitor,
-		Ready: n.readyChecks(),
+		Ready:     n.readyChecks(),
+		AccessLog: shttp.AccessLog{Logger: n.log, RefusalSample: n.cfg.logRefusal},
 	}
 	if err := n.cfg.edge.apply(&hcfg, n.rdb, n.ep.JWTSecret); err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ type systemFlags struct {
 	onListen   func(addr string) // called once the API listens
 	adminAddr  string            // pprof, metrics and probes; "" for none
 	migrate    bool              // apply the migrations at start
+	logRefusal int               // access log: one in this many 4xx answers
 	protect    protectionFlags   // node-wide protections (protect.go)
 	edge       edgeFlags         // per-client limit, trusted proxies, status caching (edge.go)
 	proj       projectionFlags   // projections, the daily read model's pace and database (projections.go)
@@ -41,6 +42,8 @@ func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
 		"private listener for pprof (/debug/pprof/), /metrics, /healthz and /readyz, e.g. 127.0.0.1:6060; off when empty. Never expose it publicly (env SECKILL_ADMIN_ADDR)")
 	fs.BoolVar(&s.migrate, "migrate", envBoolOr(c, "SECKILL_MIGRATE", true),
 		"apply the database migrations at start (under an advisory lock); --migrate=false where a job owns the schema (`seckill migrate`) (env SECKILL_MIGRATE)")
+	fs.IntVar(&s.logRefusal, "log-refusals", 100,
+		"the access log (one line per request, serve only) keeps one in this many 4xx answers: a sale refuses nearly every request; 1 keeps all")
 	s.protect.bind(c, fs)
 	s.edge.bind(c, fs)
 	s.proj.bind(c, fs)
