@@ -51,15 +51,16 @@ func appendEvent(b []byte, e Event, at time.Time, md Metadata) ([]byte, bool) {
 	b = appendString(b, agg)
 	if !md.IsZero() {
 		b = append(b, `,"metadata":`...)
-		b = md.appendJSON(b)
+		b = md.AppendJSON(b)
 	}
 	b = append(b, `,"payload":`...)
 	b, pok := appendPayload(b, e)
 	return append(b, '}'), ok && pok
 }
 
-// appendJSON appends md as json.Marshal does (both fields omitempty).
-func (md Metadata) appendJSON(b []byte) []byte {
+// AppendJSON appends md as json.Marshal does (both fields omitempty): for
+// writers of envelopes outside domain (the export) that skip reflection too.
+func (md Metadata) AppendJSON(b []byte) []byte {
 	b = append(b, '{')
 	if md.CorrelationID != "" {
 		b = append(b, `"correlation_id":`...)

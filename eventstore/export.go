@@ -205,20 +205,9 @@ func (j *jsonlWriter) Write(e Event) error {
 	b = env.OccurredAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","aggregate_id":`...)
 	b = appendJSONString(b, env.AggregateID)
-	if md := env.Metadata; !md.IsZero() {
-		b = append(b, `,"metadata":{`...)
-		if md.CorrelationID != "" {
-			b = append(b, `"correlation_id":`...)
-			b = appendJSONString(b, md.CorrelationID)
-		}
-		if md.CausationID != "" {
-			if md.CorrelationID != "" {
-				b = append(b, ',')
-			}
-			b = append(b, `"causation_id":`...)
-			b = appendJSONString(b, md.CausationID)
-		}
-		b = append(b, '}')
+	if !env.Metadata.IsZero() {
+		b = append(b, `,"metadata":`...)
+		b = env.Metadata.AppendJSON(b)
 	}
 	b = append(b, `,"payload":`...)
 	if bytes.ContainsAny(env.Payload, "\n\r\t ") {
