@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -143,103 +142,108 @@ func Run(ctx context.Context, cfg Config, keep func(status int) bool) (Result, e
 		}
 		defer client.CloseIdleConnections()
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	limit := cfg.Requests
-	if limit <= 0 {
-		limit = math.MaxInt
+	l := &load{cfg: cfg, client: client, base: strings.TrimRight(cfg.BaseURL, "/"), keep: keep, limit: cfg.Requests, start: time.Now()}
+	if l.limit <= 0 {
+		l.limit = math.MaxInt
 	}
-
-	var (
-		next    atomic.Int64
-		done    atomic.Int64
-		workers = make([]*worker, cfg.Concurrency)
-		wg      sync.WaitGroup
-		start   = time.Now()
-	)
-	// In open-loop mode request i is due at start + i/rate; a worker that picks
-	// it up late still measures from that due time.
-	due := func(i int) time.Time {
-		if cfg.Rate <= 0 {
-			return time.Time{}
-		}
-		return start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
-	}
+	workers := make([]*worker, cfg.Concurrency)
+	var wg sync.WaitGroup
 	for w := range workers {
-		wk := &worker{byStatus: map[int]int{}, byCode: map[string]int{}}
-		workers[w] = wk
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= limit {
-					return
-				}
-				t0 := time.Now()
-				if d := due(i); !d.IsZero() {
-					if wait := time.Until(d); wait > 0 {
-						select {
-						case <-time.After(wait):
-						case <-ctx.Done():
-							return
-						}
-					}
-					t0 = d
-				}
-				wk.send(ctx, client, base, i, cfg.Next(i), t0, keep)
-				done.Add(1)
-			}
-		}()
+		workers[w] = &worker{byStatus: map[int]int{}, byCode: map[string]int{}}
+		wg.Go(func() { l.work(ctx, workers[w]) })
 	}
-	stopProgress := make(chan struct{})
-	var pwg sync.WaitGroup
-	if cfg.Progress != nil {
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			t := time.NewTicker(cfg.ProgressEvery)
-			defer t.Stop()
-			last, lastAt := int64(0), start
-			for {
-				select {
-				case <-stopProgress:
-					return
-				case now := <-t.C:
-					n := done.Load()
-					fmt.Fprintf(cfg.Progress, "  %6.1fs  %9d requests  %9.0f req/s\n", now.Sub(start).Seconds(), n, float64(n-last)/now.Sub(lastAt).Seconds())
-					last, lastAt = n, now
-				}
-			}
-		}()
-	}
+	stopProgress := l.reportProgress()
 	wg.Wait()
-	elapsed := time.Since(start)
-	close(stopProgress)
-	pwg.Wait()
-
-	res := Result{Elapsed: elapsed, ByStatus: map[int]int{}, ByCode: map[string]int{}}
-	for _, wk := range workers {
-		res.Sent += wk.sent
-		res.Failed += wk.failed
-		if res.FirstErr == "" {
-			res.FirstErr = wk.firstErr
-		}
-		for k, v := range wk.byStatus {
-			res.ByStatus[k] += v
-		}
-		for k, v := range wk.byCode {
-			res.ByCode[k] += v
-		}
-		res.latencies = append(res.latencies, wk.latencies...)
-		res.Kept = append(res.Kept, wk.kept...)
+	elapsed := time.Since(l.start)
+	stopProgress()
+	rs := make([]Result, len(workers))
+	for i, wk := range workers {
+		rs[i] = wk.result()
 	}
-	slices.Sort(res.latencies)
+	res := Merge(rs...)
+	res.Elapsed = elapsed
 	return res, nil
+}
+
+// load is one Run under way: what its workers share.
+type load struct {
+	cfg    Config
+	client *http.Client
+	base   string
+	keep   func(status int) bool
+	limit  int
+	start  time.Time
+	next   atomic.Int64 // the next request to send
+	done   atomic.Int64 // requests answered or failed
+}
+
+// due is when request i is due in open-loop mode: start + i/rate (zero in
+// closed loop). A worker that picks it up late still measures from then.
+func (l *load) due(i int) time.Time {
+	if l.cfg.Rate <= 0 {
+		return time.Time{}
+	}
+	return l.start.Add(time.Duration(float64(i) / l.cfg.Rate * float64(time.Second)))
+}
+
+// work sends requests until the limit or ctx ends the load.
+func (l *load) work(ctx context.Context, wk *worker) {
+	for ctx.Err() == nil {
+		i := int(l.next.Add(1) - 1)
+		if i >= l.limit {
+			return
+		}
+		t0 := time.Now()
+		if d := l.due(i); !d.IsZero() {
+			if wait := time.Until(d); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return
+				}
+			}
+			t0 = d
+		}
+		wk.send(ctx, l.client, l.base, i, l.cfg.Next(i), t0, l.keep)
+		l.done.Add(1)
+	}
+}
+
+// reportProgress writes the requests done and the rate to cfg.Progress every
+// ProgressEvery, until the returned stop is called.
+func (l *load) reportProgress() (stop func()) {
+	if l.cfg.Progress == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(l.cfg.ProgressEvery)
+		defer t.Stop()
+		last, lastAt := int64(0), l.start
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				n := l.done.Load()
+				fmt.Fprintf(l.cfg.Progress, "  %6.1fs  %9d requests  %9.0f req/s\n", now.Sub(l.start).Seconds(), n, float64(n-last)/now.Sub(lastAt).Seconds())
+				last, lastAt = n, now
+			}
+		}
+	})
+	return func() { close(quit); wg.Wait() }
+}
+
+// result is what wk measured, as a Result of its own (Merge adds them up).
+func (wk *worker) result() Result {
+	return Result{Sent: wk.sent, Failed: wk.failed, FirstErr: wk.firstErr, ByStatus: wk.byStatus, ByCode: wk.byCode,
+		latencies: wk.latencies, Kept: wk.kept}
 }
 
 // Kept is the answer to request Index.
