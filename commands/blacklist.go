@@ -45,8 +45,8 @@ func (g *Gate) Unblock(ctx context.Context, user string) error {
 }
 
 func (g *Gate) setBlocked(ctx context.Context, user string, blocked bool) error {
-	if !domain.ValidID(user) {
-		return domain.Invalid("user_id", "must be 1-64 letters, digits, '-' or '_'")
+	if err := domain.ValidUserID(user); err != nil {
+		return err
 	}
 	op, verb := "SADD", "block"
 	if !blocked {

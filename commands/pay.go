@@ -3,9 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/seckill/seckill/domain"
 )
@@ -30,12 +28,9 @@ type Payment struct {
 // another payment reference), ErrExpired, or a *domain.ValidationError.
 // Paying again with the same reference returns the first answer.
 func (g *Gate) Pay(ctx context.Context, cmd Pay) (Payment, error) {
-	ref := strings.TrimSpace(cmd.PaymentRef)
-	if ref == "" {
-		return Payment{}, domain.Invalid("payment_ref", "must not be empty")
-	}
-	if utf8.RuneCountInString(ref) > 128 {
-		return Payment{}, domain.Invalid("payment_ref", "must be at most 128 characters")
+	ref, err := domain.PaymentRef(cmd.PaymentRef)
+	if err != nil {
+		return Payment{}, err
 	}
 	o, err := g.Order(ctx, cmd.OrderID)
 	if err != nil {

@@ -12,7 +12,8 @@ import (
 type Purchase struct {
 	SaleID string
 	UserID string
-	// Quantity defaults to 1.
+	// Quantity defaults to 1 (domain.DefaultQuantity) when 0. The HTTP API
+	// refuses an explicit 0 before it gets here (domain.PurchaseQuantity).
 	Quantity int64
 	// IdempotencyKey names one purchase attempt of this user in this sale. A
 	// purchase repeated with the same key (or, without a key, any repeat by the
@@ -44,16 +45,10 @@ type Reservation struct {
 // come as a *domain.RetryError that says when to try again.
 func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) {
 	if cmd.Quantity == 0 {
-		cmd.Quantity = 1
+		cmd.Quantity = domain.DefaultQuantity
 	}
-	if err := domain.ValidateQuantity(cmd.Quantity); err != nil {
+	if err := domain.ValidatePurchase(cmd.UserID, cmd.Quantity, cmd.IdempotencyKey); err != nil {
 		return Reservation{}, err
-	}
-	if cmd.UserID == "" {
-		return Reservation{}, domain.ErrUnauthenticated
-	}
-	if len(cmd.IdempotencyKey) > 128 {
-		return Reservation{}, domain.Invalid("Idempotency-Key", "must be at most 128 characters")
 	}
 	sg, err := g.guard(ctx, cmd.SaleID)
 	if err != nil {

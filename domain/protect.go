@@ -88,12 +88,23 @@ func (p Protections) validate(spec SaleSpec) []error {
 		// Stock that is released after the end can never be sold: the seeds
 		// keep the whole release short, and a schedule longer than the window
 		// is a typo.
+		// In milliseconds: at most MaxStock × MaxIntervalMS, which fits an
+		// int64 where the same in nanoseconds (a time.Duration) would wrap.
 		slices := (spec.Stock + p.ReleaseStep - 1) / p.ReleaseStep
-		if full := time.Duration(slices-1) * time.Duration(p.ReleaseIntervalMS) * time.Millisecond; full >= spec.EndsAt.Sub(spec.StartsAt) {
-			errs = append(errs, Invalid("release_step", "releasing the whole stock takes %s, not less than the sale window", full))
+		if fullMS := (slices - 1) * p.ReleaseIntervalMS; fullMS >= spec.EndsAt.Sub(spec.StartsAt).Milliseconds() {
+			errs = append(errs, Invalid("release_step", "releasing the whole stock takes %s, not less than the sale window",
+				msString(fullMS)))
 		}
 	}
 	return errs
+}
+
+// msString shows ms as a duration, in hours past what a time.Duration holds.
+func msString(ms int64) string {
+	if ms > int64(time.Duration(1<<63-1)/time.Millisecond) {
+		return fmt.Sprintf("%dh", ms/int64(time.Hour/time.Millisecond))
+	}
+	return (time.Duration(ms) * time.Millisecond).String()
 }
 
 // Released is how many units of a sale of stock are released at elapsed

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Limits on what a sale may be created with.
@@ -17,6 +16,18 @@ const (
 	// DefaultCurrency is the currency of a sale created without one, and of
 	// every sale recorded before SaleCreated v2.
 	DefaultCurrency = "CNY"
+	// MaxSaleValueCents bounds price_cents × stock, the most a sale can take
+	// in: every amount and sum of a sale (an order's amount, the gate's
+	// paid_cents, a day's revenue) then stays exact in the gate's Lua
+	// numbers (doubles, exact to 2^53) and far inside int64.
+	MaxSaleValueCents = 1<<53 - 1
+)
+
+// The window a sale may be scheduled in. Outside it a time would not survive
+// the log's JSON (RFC 3339 has four-digit years) or the gate's milliseconds.
+var (
+	MinSaleTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxSaleTime = time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
 // SaleSpec is what a merchant asks for when creating a sale.
@@ -56,27 +67,22 @@ func (s SaleSpec) WithDefaults() SaleSpec {
 // Validate reports every field that is wrong, joined.
 func (s SaleSpec) Validate() error {
 	var errs []error
-	name := strings.TrimSpace(s.Name)
-	if name == "" {
+	if name := strings.TrimSpace(s.Name); name == "" {
 		errs = append(errs, Invalid("name", "must not be empty"))
-	} else if utf8.RuneCountInString(name) > MaxNameLen {
-		errs = append(errs, Invalid("name", "must be at most %d characters", MaxNameLen))
+	} else if err := ValidateText("name", name, MaxNameLen); err != nil {
+		errs = append(errs, err)
 	}
-	if s.Stock < 1 || s.Stock > MaxStock {
+	stockOK := s.Stock >= 1 && s.Stock <= MaxStock
+	if !stockOK {
 		errs = append(errs, Invalid("stock", "must be between 1 and %d", MaxStock))
 	}
-	if s.PriceCents < 0 {
+	switch {
+	case s.PriceCents < 0:
 		errs = append(errs, Invalid("price_cents", "must not be negative"))
+	case stockOK && s.PriceCents > MaxSaleValueCents/s.Stock:
+		errs = append(errs, Invalid("price_cents", "price_cents × stock must be at most %d", int64(MaxSaleValueCents)))
 	}
-	if s.StartsAt.IsZero() {
-		errs = append(errs, Invalid("starts_at", "is required (RFC 3339)"))
-	}
-	if s.EndsAt.IsZero() {
-		errs = append(errs, Invalid("ends_at", "is required (RFC 3339)"))
-	}
-	if !s.StartsAt.IsZero() && !s.EndsAt.IsZero() && !s.EndsAt.After(s.StartsAt) {
-		errs = append(errs, Invalid("ends_at", "must be after starts_at"))
-	}
+	errs = append(errs, validateWindow(s.StartsAt, s.EndsAt)...)
 	if s.PerUserLimit < 1 || s.PerUserLimit > MaxQuantity {
 		errs = append(errs, Invalid("per_user_limit", "must be between 1 and %d", MaxQuantity))
 	}
@@ -89,6 +95,41 @@ func (s SaleSpec) Validate() error {
 	errs = append(errs, s.Protections.validate(s)...)
 	errs = append(errs, s.validateShards()...)
 	return errors.Join(errs...)
+}
+
+// validateWindow checks a sale's start and end.
+func validateWindow(starts, ends time.Time) []error {
+	var errs []error
+	for _, t := range []struct {
+		field string
+		at    time.Time
+	}{{"starts_at", starts}, {"ends_at", ends}} {
+		switch {
+		case t.at.IsZero():
+			errs = append(errs, Invalid(t.field, "is required (RFC 3339)"))
+		case t.at.Before(MinSaleTime) || !t.at.Before(MaxSaleTime):
+			errs = append(errs, Invalid(t.field, "must be between %s and %s",
+				MinSaleTime.Format(time.DateOnly), MaxSaleTime.Format(time.DateOnly)))
+		}
+	}
+	if len(errs) == 0 && !ends.After(starts) {
+		errs = append(errs, Invalid("ends_at", "must be after starts_at"))
+	}
+	return errs
+}
+
+// SecondsDuration converts a client's count of seconds (pay_within_s) to a
+// duration. A count too large for a time.Duration saturates instead of
+// wrapping round to a plausible value, so Validate refuses it.
+func SecondsDuration(s int64) time.Duration {
+	const limit = int64(1<<63-1) / int64(time.Second)
+	switch {
+	case s > limit:
+		return time.Duration(1<<63 - 1)
+	case s < -limit:
+		return time.Duration(-1 << 63)
+	}
+	return time.Duration(s) * time.Second
 }
 
 // ValidCurrency reports whether c has the shape of an ISO 4217 code (three
@@ -121,14 +162,6 @@ func (s SaleSpec) Created(id string) SaleCreated {
 		Protections:  s.Protections,
 		Shards:       recordedShards(s.Shards),
 	}
-}
-
-// ValidateQuantity checks the quantity of one purchase.
-func ValidateQuantity(q int64) error {
-	if q < 1 || q > MaxQuantity {
-		return Invalid("quantity", "must be between 1 and %d", MaxQuantity)
-	}
-	return nil
 }
 
 // OrderID is the id of an order of sale: the sale id, a dash, and a suffix unique

@@ -31,8 +31,8 @@ func (s *server) devToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	if !domain.ValidID(req.UserID) {
-		writeError(w, r, s.log, domain.Invalid("user_id", "must be 1-64 letters, digits, '-' or '_'"))
+	if err := domain.ValidUserID(req.UserID); err != nil {
+		writeError(w, r, s.log, err)
 		return
 	}
 	// Never an admin token, whatever the user id: admin calls create and end

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/seckill/seckill/domain"
 )
 
@@ -146,6 +148,34 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	writeJSON(w, http.StatusInternalServerError, errorBody{errorDetail{Code: "internal", Message: "internal error"}})
+}
+
+// pathID returns the {name} parameter of r's route when it is a plausible
+// id (domain.ValidID), else notFound: bytes that no sale or order can have
+// are answered before any store is asked, because a store asked about them
+// (Postgres about invalid UTF-8) fails, and that failure is not an outage.
+func pathID(r *http.Request, name string, notFound error) (string, error) {
+	id := chi.URLParam(r, name)
+	if !domain.ValidID(id) {
+		return "", notFound
+	}
+	return id, nil
+}
+
+// readModelError is how a read model's failure reaches the client: its
+// decisions (not found) as they are, anything else as unavailable (the
+// database is down or slow), never as a 500.
+func readModelError(err error) error {
+	for target := range codes {
+		if errors.Is(err, target) {
+			return err
+		}
+	}
+	var ve *domain.ValidationError
+	if errors.As(err, &ve) || errors.As(err, new(*apiError)) {
+		return err
+	}
+	return unavailable(err)
 }
 
 // unavailable reports a dependency failure (the read model's database) as a

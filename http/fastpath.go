@@ -23,11 +23,12 @@ import (
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // decodePurchase reads a purchase request as decodeJSON(w, r, &req, true)
-// does: an empty body is a purchase of the default quantity.
-func decodePurchase(w http.ResponseWriter, r *http.Request) (purchaseRequest, error) {
+// does and returns its quantity (purchaseRequest.quantity): an empty body is
+// a purchase of the default quantity.
+func decodePurchase(w http.ResponseWriter, r *http.Request) (int64, error) {
 	var req purchaseRequest
 	if r.Body == nil || r.Body == http.NoBody {
-		return req, nil
+		return req.quantity()
 	}
 	bp := bodyBufs.Get().(*[]byte)
 	defer func() {
@@ -38,14 +39,16 @@ func decodePurchase(w http.ResponseWriter, r *http.Request) (purchaseRequest, er
 	body, err := readInto((*bp)[:0], http.MaxBytesReader(w, r.Body, maxBody))
 	*bp = body
 	if err != nil {
-		return req, readError(err)
+		return 0, readError(err)
 	}
 	if q, ok := canonicalQuantity(body); ok && isJSONContent(r) {
-		req.Quantity = q
-		return req, nil
+		req.Quantity = &q
+		return req.quantity()
 	}
-	err = decodeBody(r, body, &req, true)
-	return req, err
+	if err := decodeBody(r, body, &req, true); err != nil {
+		return 0, err
+	}
+	return req.quantity()
 }
 
 // readInto appends everything r has to b (io.ReadAll into a given buffer).

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxBody bounds every request body: the API takes small JSON documents only.
@@ -62,9 +63,16 @@ func readError(err error) error {
 	return badRequest("malformed_json", "could not read request body")
 }
 
-// decodeBody is decodeJSON after the body has been read.
+// decodeBody is decodeJSON after the body has been read. Beyond what
+// encoding/json refuses by itself, it refuses what encoding/json would take
+// silently and a client (or a proxy in front of us) may read otherwise: a
+// body that is not UTF-8 (encoding/json turns it into U+FFFD), a top level
+// that is not an object (null would decode as {}), a field given twice (the
+// last one would win, also across letter case), and anything after the
+// object (a stray "}" passes Decoder.More).
 func decodeBody(r *http.Request, body []byte, dst any, optional bool) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		if optional {
 			return nil
 		}
@@ -74,15 +82,55 @@ func decodeBody(r *http.Request, body []byte, dst any, optional bool) error {
 		return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
 			message: "Content-Type must be application/json"}
 	}
+	if !utf8.Valid(body) {
+		return badRequest("malformed_json", "request body must be UTF-8")
+	}
+	if trimmed[0] != '{' {
+		return badRequest("malformed_json", "request body must be a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return badRequest("malformed_json", describeJSONError(err))
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
 		return badRequest("malformed_json", "request body must hold a single JSON object")
 	}
+	if name, dup := duplicateField(body); dup {
+		return badRequest("malformed_json", fmt.Sprintf("field %q is given more than once", name))
+	}
 	return nil
+}
+
+// duplicateField reports the first top-level field of the JSON object body
+// that repeats an earlier one, compared as encoding/json matches field
+// names (case-insensitively). It runs after a strict Decode succeeded, so
+// every key is one of dst's few fields and a repeat comes within the first
+// few keys.
+func duplicateField(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening '{'
+		return "", false
+	}
+	var seen []string
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		if err != nil || !ok {
+			return "", false
+		}
+		for _, k := range seen {
+			if strings.EqualFold(k, key) {
+				return key, true
+			}
+		}
+		seen = append(seen, key)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func describeJSONError(err error) string {

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/readmodels"
@@ -80,7 +78,11 @@ func gateView(o commands.GateOrder) readmodels.OrderView {
 
 func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 	id, _ := identityFrom(r.Context())
-	o, err := s.order(r.Context(), chi.URLParam(r, "id"))
+	orderID, err := pathID(r, "id", domain.ErrOrderNotFound)
+	var o orderResponse
+	if err == nil {
+		o, err = s.order(r.Context(), orderID)
+	}
 	if err == nil && o.UserID != id.UserID && !id.Admin {
 		// Someone else's order is reported as missing, so ids cannot be probed.
 		err = domain.ErrOrderNotFound
@@ -97,13 +99,18 @@ type payRequest struct {
 }
 
 func (s *server) pay(w http.ResponseWriter, r *http.Request) {
+	orderID, err := pathID(r, "id", domain.ErrOrderNotFound)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	var req payRequest
 	if err := decodeJSON(w, r, &req, false); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
 	id, _ := identityFrom(r.Context())
-	p, err := s.Gate.Pay(r.Context(), commands.Pay{OrderID: chi.URLParam(r, "id"), UserID: id.UserID, PaymentRef: req.PaymentRef})
+	p, err := s.Gate.Pay(r.Context(), commands.Pay{OrderID: orderID, UserID: id.UserID, PaymentRef: req.PaymentRef})
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

@@ -55,9 +55,14 @@ func (s *server) routeProjections(r chi.Router) {
 }
 
 func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {
-	v, err := s.Inventory.GetInventory(r.Context(), chi.URLParam(r, "id"))
+	saleID, err := pathID(r, "id", domain.ErrSaleNotFound)
 	if err != nil {
 		writeError(w, r, s.log, err)
+		return
+	}
+	v, err := s.Inventory.GetInventory(r.Context(), saleID)
+	if err != nil {
+		writeError(w, r, s.log, readModelError(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
@@ -106,7 +111,7 @@ func (s *server) dailyReport(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := s.Daily.DailyReport(r.Context(), from, to)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.log, readModelError(err))
 		return
 	}
 	if rows == nil {
@@ -150,7 +155,7 @@ func writeDailyCSV(w http.ResponseWriter, from, to time.Time, rows []readmodels.
 func (s *server) projectionStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := s.Projections.Status(r.Context())
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.log, readModelError(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"projections": st})

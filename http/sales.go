@@ -54,10 +54,6 @@ func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	if req.PayWithinS < 0 || req.PayWithinS > int64(domain.MaxPayWithin/time.Second) {
-		writeError(w, r, s.log, domain.Invalid("pay_within_s", "must be between 1 and %d seconds", int64(domain.MaxPayWithin/time.Second)))
-		return
-	}
 	prot, err := req.protections()
 	if err != nil {
 		writeError(w, r, s.log, err)
@@ -65,7 +61,7 @@ func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
 	}
 	sale, err := s.Gate.CreateSale(r.Context(), commands.CreateSale{Spec: domain.SaleSpec{
 		Name: req.Name, Stock: req.Stock, PriceCents: req.PriceCents, StartsAt: req.StartsAt,
-		EndsAt: req.EndsAt, PerUserLimit: req.PerUserLimit, PayWithin: time.Duration(req.PayWithinS) * time.Second,
+		EndsAt: req.EndsAt, PerUserLimit: req.PerUserLimit, PayWithin: domain.SecondsDuration(req.PayWithinS),
 		Currency: req.Currency, Protections: prot, Shards: req.Shards,
 	}})
 	if err != nil {
@@ -77,7 +73,11 @@ func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) endSale(w http.ResponseWriter, r *http.Request) {
-	sale, err := s.Gate.EndSale(r.Context(), commands.EndSale{SaleID: chi.URLParam(r, "id")})
+	saleID, err := pathID(r, "id", domain.ErrSaleNotFound)
+	var sale commands.SaleView
+	if err == nil {
+		sale, err = s.Gate.EndSale(r.Context(), commands.EndSale{SaleID: saleID})
+	}
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -86,18 +86,23 @@ func (s *server) endSale(w http.ResponseWriter, r *http.Request) {
 }
 
 type purchaseRequest struct {
-	Quantity int64 `json:"quantity"`
+	// Quantity is a pointer because absent (or null: the default quantity)
+	// and 0 (refused) differ.
+	Quantity *int64 `json:"quantity"`
 }
 
+// quantity is the quantity the request asks for (domain.PurchaseQuantity).
+func (req purchaseRequest) quantity() (int64, error) { return domain.PurchaseQuantity(req.Quantity) }
+
 func (s *server) purchase(w http.ResponseWriter, r *http.Request) {
-	req, err := decodePurchase(w, r) // fastpath.go
+	qty, err := decodePurchase(w, r) // fastpath.go
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
 	id, _ := identityFrom(r.Context())
 	res, err := s.Gate.Purchase(r.Context(), commands.Purchase{
-		SaleID: chi.URLParam(r, "id"), UserID: id.UserID, Quantity: req.Quantity,
+		SaleID: chi.URLParam(r, "id"), UserID: id.UserID, Quantity: qty,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 		Token:          r.Header.Get(commands.PurchaseTokenHeader),
 	})

@@ -32,7 +32,7 @@ func (s *server) listSales(w http.ResponseWriter, r *http.Request) {
 	}
 	sales, err := s.Sales.ListSales(r.Context(), limit)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.log, readModelError(err))
 		return
 	}
 	if sales == nil {
