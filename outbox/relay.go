@@ -180,6 +180,7 @@ type Relay struct {
 	lastFwdAt    time.Time
 
 	forwarded, entries, batches, quarantined, errs atomic.Int64
+	running                                        atomic.Int32 // Runs in progress: RunOnce leaves their leases alone
 }
 
 // NewRelay returns a relay that reads outboxes from rdb and publishes to pub.
@@ -212,7 +213,9 @@ func NewRelay(cfg RelayConfig, rdb redis.UniversalClient, pub eventstore.Publish
 func (r *Relay) Run(ctx context.Context) error {
 	r.log.Info("relay started", "outboxes", r.cfg.OutboxesKey, "topic", r.cfg.Topic,
 		"batch", r.cfg.BatchSize, "lanes", r.cfg.Lanes)
+	r.running.Add(1)
 	defer r.releaseLeases()
+	defer r.running.Add(-1)
 	backoff := time.Duration(0)
 	for {
 		n, err := r.pass(ctx)
@@ -273,7 +276,15 @@ func (r *Relay) pass(ctx context.Context) (int, error) {
 // returns the number of events forwarded. Streams leased by another relay are
 // left to it. It suits tests and a last flush at shutdown (after Run returned
 // and the gate stopped writing); it does not retry: on error, call it again.
-func (r *Relay) RunOnce(ctx context.Context) (int, error) {
+// When it succeeds and Run is not running, it gives up the leases it took,
+// as Run does when it stops, so that a peer relay takes over at once rather
+// than after LeaseTTL; a failed RunOnce keeps them for its retry.
+func (r *Relay) RunOnce(ctx context.Context) (n int, err error) {
+	defer func() {
+		if err == nil && r.running.Load() == 0 {
+			r.releaseLeases()
+		}
+	}()
 	streams, err := r.discover(ctx, true)
 	if err != nil {
 		return 0, err

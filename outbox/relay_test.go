@@ -142,6 +142,48 @@ func TestRelayRun(t *testing.T) {
 	checkLog(t, o, readLog(t, brokers), false)
 }
 
+// TestRelayShutdownFlushReleasesLeases (issue 15, item 6): a clean shutdown
+// is Run stopped, then RunOnce flushing what the API's last requests wrote.
+// The flush must give up the leases it took like Run does, so that a peer
+// relay takes the streams over at once instead of after LeaseTTL (10 s).
+func TestRelayShutdownFlushReleasesLeases(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	brokers := testenv.Kafka(t, 8)
+	pub := newPublisher(t, brokers)
+	o := newOutbox(rdb)
+	o.create(t, "s0")
+	o.create(t, "s1")
+	a := newRelay(t, rdb, pub, outbox.RelayConfig{Owner: "a", PollInterval: 5 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	testenv.WaitFor(t, 20*time.Second, func() bool { return a.Stats().Forwarded == int64(len(o.ids)) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// The API's last requests, written after Run stopped: the final flush.
+	o.purchase(t, "s0", 1)
+	o.purchase(t, "s1", 1)
+	if n, err := a.RunOnce(context.Background()); n != 4 || err != nil {
+		t.Fatalf("final flush forwarded %d (%v), want 4", n, err)
+	}
+	for _, s := range []string{"s0", "s1"} {
+		if ttl := rdb.PTTL(context.Background(), outbox.LeaseKey(o.stream(s))).Val(); ttl > 0 {
+			t.Errorf("relay a still holds the lease of %s for %v after its final flush", s, ttl)
+		}
+	}
+	// A peer relay (the default 10 s lease) forwards new entries at once.
+	o.purchase(t, "s0", 2)
+	o.purchase(t, "s1", 2)
+	b := newRelay(t, rdb, pub, outbox.RelayConfig{Owner: "b"})
+	if n, err := b.RunOnce(context.Background()); n != 4 || err != nil {
+		t.Errorf("peer relay forwarded %d (%v) right after a's clean shutdown, want 4", n, err)
+	}
+	checkLog(t, o, readLog(t, brokers), false)
+}
+
 // crashingPublisher publishes through the real publisher and, once limit
 // messages went through, reports a failure without trimming having happened:
 // what a relay sees when it dies between publish and trim.
