@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -55,10 +56,49 @@ type Authenticator struct {
 	macs     *macs          // authfast.go
 }
 
-// NewAuthenticator verifies HS256 tokens signed with secret.
+// MinSecretLen is the shortest JWT secret accepted: an HS256 key must be at
+// least as long as the hash, 256 bits (RFC 7518, section 3.2).
+const MinSecretLen = 32
+
+// publishedSecrets are secrets that were ever written down where anyone can
+// read them (this repository's compose.yaml once fell back to the first):
+// whoever knows one can mint admin tokens for a stack that uses it.
+var publishedSecrets = []string{
+	"change-me-to-a-long-random-secret",
+}
+
+// CheckSecret refuses a JWT secret that anyone could guess: shorter than
+// MinSecretLen, one of the published examples, or made of a handful of
+// distinct bytes (a repeated character or word, nothing a generator made).
+func CheckSecret(secret []byte) error {
+	const how = "; make one with: openssl rand -hex 32"
+	if len(secret) < MinSecretLen {
+		return fmt.Errorf("jwt secret must be at least %d bytes (HS256, RFC 7518 §3.2)%s", MinSecretLen, how)
+	}
+	for _, p := range publishedSecrets {
+		if string(secret) == p {
+			return errors.New("jwt secret is a published example: anyone can mint tokens with it" + how)
+		}
+	}
+	var seen [256]bool
+	distinct := 0
+	for _, b := range secret {
+		if !seen[b] {
+			seen[b] = true
+			distinct++
+		}
+	}
+	if distinct < 8 {
+		return errors.New("jwt secret has fewer than 8 distinct characters: it is not random" + how)
+	}
+	return nil
+}
+
+// NewAuthenticator verifies HS256 tokens signed with secret, which must pass
+// CheckSecret.
 func NewAuthenticator(secret []byte) (*Authenticator, error) {
-	if len(secret) < 16 {
-		return nil, errors.New("jwt secret must be at least 16 bytes")
+	if err := CheckSecret(secret); err != nil {
+		return nil, err
 	}
 	return &Authenticator{
 		secret:   secret,

@@ -16,7 +16,7 @@ import (
 // The fast verifier (authfast.go) may only ever say yes where golang-jwt
 // says yes, with the same identity and expiry.
 
-const fastSecret = "fast-path-secret-of-16+-bytes"
+const fastSecret = "fast-path-secret-of-at-least-32-bytes"
 
 // libraryVerify is Verify without the cache and the fast path.
 func libraryVerify(a *Authenticator, raw string) (Identity, time.Time, error) {

@@ -19,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-const testSecret = "http-test-secret-of-16+-bytes"
+const testSecret = "http-test-secret-of-at-least-32-bytes"
 
 // testAPI is the router on a real gate (Redis) and a real orders read model
 // (Postgres), as serve wires it, minus the log.

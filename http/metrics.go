@@ -147,8 +147,11 @@ func (m *httpMetrics) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// metricsHandler serves the registry's metrics in the Prometheus text format.
-func metricsHandler(g prometheus.Gatherer) http.Handler {
+// MetricsHandler serves the registry's metrics in the Prometheus text
+// format. It belongs on the private admin listener, never on the API's:
+// the metrics show every open sale's remaining stock and the system's
+// internals to whoever asks.
+func MetricsHandler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		// A collector that fails (Redis down during a scrape) must not hide
 		// the other metrics, which are what one needs to see then.

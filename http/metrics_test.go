@@ -17,7 +17,7 @@ import (
 
 // TestHTTPMetrics checks that requests are counted by route pattern (not the
 // raw path, which would make a series per sale), status class and error
-// code, and that /metrics serves them.
+// code, and that MetricsHandler (the admin listener's /metrics) serves them.
 func TestHTTPMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
@@ -61,7 +61,11 @@ func TestHTTPMetrics(t *testing.T) {
 		}
 	}
 
-	w := api.call(t, "GET", "/metrics", "")
+	if w := api.call(t, "GET", "/metrics", ""); w.Code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API router: %d, want 404 (the admin listener serves them)", w.Code)
+	}
+	w := httptest.NewRecorder()
+	MetricsHandler(reg).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	body := w.Body.String()
 	if w.Code != http.StatusOK || !strings.Contains(body, `seckill_http_request_duration_seconds_bucket{method="POST",route="/v1/sales/{id}/purchase"`) {
 		t.Errorf("GET /metrics: %d\n%s", w.Code, body)

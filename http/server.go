@@ -41,7 +41,8 @@ type Config struct {
 	Gate   Gate
 	Orders OrderReader
 	Auth   *Authenticator
-	// Ready lists the dependencies /readyz pings.
+	// Ready lists the dependencies /readyz pings (PublicReadyHandler: it
+	// says ready or not, never what failed where).
 	Ready []Check
 	// RequestTimeout bounds every handler; default 10s.
 	RequestTimeout time.Duration
@@ -62,8 +63,9 @@ type Config struct {
 	// asked for: on a real deployment it would let anyone act as anyone.
 	DevSignIn bool
 	// Registry, when set, receives the router's metrics (requests by route
-	// and outcome, latency) and is served at GET /metrics. It is the
-	// process's one registry, holding everything else it measures too.
+	// and outcome, latency). It is the process's one registry, holding
+	// everything else it measures too; the admin listener serves it
+	// (MetricsHandler), this router does not.
 	Registry *prometheus.Registry
 	// StatusMaxAge is how long caches may serve a sale status
 	// (GET /v1/sales/{id}); 0: DefaultStatusMaxAge; negative: every use
@@ -138,10 +140,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	r.Get("/readyz", s.ready)
-	if cfg.Registry != nil {
-		r.Get("/metrics", metricsHandler(cfg.Registry).ServeHTTP)
-	}
+	r.Get("/readyz", PublicReadyHandler(cfg.Ready))
 	doc, err := openAPIHandler()
 	if err != nil {
 		return nil, err
@@ -217,21 +216,12 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-func (s *server) ready(w http.ResponseWriter, r *http.Request) { ReadyHandler(s.Ready)(w, r) }
-
-// ReadyHandler answers readiness: 200 when every check pings within 2s, 503
-// otherwise, with each check's "ok" or error. The checks run in parallel, so
-// one dependency that hangs does not hide the state of the others.
+// ReadyHandler answers readiness in detail, for the private admin listener:
+// 200 when every check pings within 2s, 503 otherwise, with each check's
+// "ok" or error — errors that name hosts and ports.
 func ReadyHandler(checks []Check) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		results := make([]error, len(checks))
-		var wg sync.WaitGroup
-		for i, c := range checks {
-			wg.Go(func() { results[i] = c.Ping(ctx) })
-		}
-		wg.Wait()
+		results := pingAll(r.Context(), checks)
 		status, code := make(map[string]string, len(checks)), http.StatusOK
 		for i, c := range checks {
 			if err := results[i]; err != nil {
@@ -242,6 +232,38 @@ func ReadyHandler(checks []Check) http.HandlerFunc {
 		}
 		writeJSON(w, code, status)
 	}
+}
+
+// PublicReadyHandler answers readiness for load balancers on the public
+// listener: the same checks, but only {"status":"ready"} or 503
+// {"status":"unavailable"} — what is down, and where, is for the admin
+// listener's ReadyHandler.
+func PublicReadyHandler(checks []Check) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for _, err := range pingAll(r.Context(), checks) {
+			if err != nil {
+				w.Header().Set("Retry-After", "1")
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// pingAll runs every check within 2s and returns their errors in order. The
+// checks run in parallel, so one dependency that hangs does not hide the
+// state of the others.
+func pingAll(ctx context.Context, checks []Check) []error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	results := make([]error, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() { results[i] = c.Ping(ctx) })
+	}
+	wg.Wait()
+	return results
 }
 
 // NewServer wraps h in an http.Server with timeouts on every phase, so a slow

@@ -169,7 +169,7 @@ func TestEndToEndSaleOnRedisCluster(t *testing.T) {
 		t.Fatalf("audit after restore: %v\n%s", err, out.String())
 	}
 
-	m := s.do("GET", "/metrics", "", "")
+	m := s.metrics()
 	for _, want := range []string{
 		`seckill_gate_decisions_total{command="purchase",reason="sold_out"} 190`,
 		`seckill_gate_decisions_total{command="purchase",reason="blocked"}`,
@@ -178,7 +178,7 @@ func TestEndToEndSaleOnRedisCluster(t *testing.T) {
 		`seckill_outbox_scrape_ok 1`,
 		`seckill_http_requests_total{code="sold_out",method="POST",route="/v1/sales/{id}/purchase",status="4xx"} 190`,
 	} {
-		if !strings.Contains(m.raw, want) {
+		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

@@ -70,7 +70,12 @@ func TestAdminListener(t *testing.T) {
 			t.Errorf("public %s: %d, want 404", p, r.status)
 		}
 	}
-	if r := s.do("GET", "/metrics", "", ""); r.status != http.StatusOK {
-		t.Errorf("public /metrics: %d", r.status)
+	// Issue 15, item 7: the metrics (every open sale's stock) and the
+	// readiness details (dependency addresses) are not public.
+	if r := s.do("GET", "/metrics", "", ""); r.status != http.StatusNotFound {
+		t.Errorf("public /metrics: %d, want 404", r.status)
+	}
+	if r := s.do("GET", "/readyz", "", ""); r.status != http.StatusOK || strings.TrimSpace(r.raw) != `{"status":"ready"}` {
+		t.Errorf("public /readyz: %d %s, want only the status", r.status, r.raw)
 	}
 }

@@ -96,10 +96,10 @@ func TestReadModelsEndToEnd(t *testing.T) {
 		}
 		return ""
 	})
-	m := s.do("GET", "/metrics", "", "")
+	m := s.metrics()
 	for _, want := range []string{`seckill_projection_lag_events{projection="daily"} 0`, `seckill_projection_events_total{outcome="applied",projection="orders"}`,
 		`seckill_projection_event_lag_seconds_bucket`} {
-		if !strings.Contains(m.raw, want) {
+		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

@@ -81,6 +81,13 @@ func runServe(ctx context.Context, c cli, args []string) error {
 	if err := ep.need(true, true, true, sys.has("api")); err != nil {
 		return err
 	}
+	if sys.has("api") {
+		// Before anything is started: a node that verifies tokens with a
+		// guessable secret lets anyone mint admin tokens.
+		if err := shttp.CheckSecret([]byte(ep.JWTSecret)); err != nil {
+			return usageError{err.Error()}
+		}
+	}
 	// Every line says which part of a deployment wrote it: logs of many
 	// processes end up in one place.
 	return runSystem(ctx, ep, sys, newLogger(c, true).With("role", sys.role))
