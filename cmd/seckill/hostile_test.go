@@ -87,15 +87,15 @@ func TestHostileInputReproductions(t *testing.T) {
 	t.Run("3 price that overflows price × quantity", func(t *testing.T) {
 		start, end := time.Now().UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 		for _, tc := range []struct{ stock, price string }{
-			{"10", "4611686018427387904"},     // 2^62: × 2 wraps int64
-			{"10000000", "1000000000"},        // 10^16 in all: past what the gate's Lua numbers hold exactly
-			{"1", "9223372036854775807"},      // int64's max
-			{"1", "92233720368547758070"},     // past int64
-			{"9223372036854775807", "1"},      // stock past every bound
-			{"1", "-1"},                       // negative
-			{"100", "1e3"},                    // not an integer
-			{"100", "100.5"},                  // not an integer
-			{"100", "\"100\""},                // not a number
+			{"10", "4611686018427387904"},      // 2^62: × 2 wraps int64
+			{"10000000", "1000000000"},         // 10^16 in all: past what the gate's Lua numbers hold exactly
+			{"1", "9223372036854775807"},       // int64's max
+			{"1", "92233720368547758070"},      // past int64
+			{"9223372036854775807", "1"},       // stock past every bound
+			{"1", "-1"},                        // negative
+			{"100", "1e3"},                     // not an integer
+			{"100", "100.5"},                   // not an integer
+			{"100", "\"100\""},                 // not a number
 			{"100", "null, \"price_cents\":1"}, // twice
 		} {
 			body := fmt.Sprintf(`{"name":"n","stock":%s,"price_cents":%s,"per_user_limit":100,"starts_at":%q,"ends_at":%q}`, tc.stock, tc.price, start, end)
