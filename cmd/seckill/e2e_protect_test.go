@@ -142,7 +142,14 @@ func (s *system) startAPINode() string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--role", "api", "--addr", addr}, func(k string) string { return s.env[k] }, io.Discard, testWriter{t})
+		// Without the system's admin listener: its address is taken.
+		env := func(k string) string {
+			if k == "SECKILL_ADMIN_ADDR" {
+				return ""
+			}
+			return s.env[k]
+		}
+		done <- run(ctx, []string{"serve", "--role", "api", "--addr", addr}, env, io.Discard, testWriter{t})
 	}()
 	t.Cleanup(func() {
 		cancel()
