@@ -15,7 +15,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/seckill/seckill/domain"
-	"github.com/seckill/seckill/projections"
+	"github.com/seckill/seckill/readmodels"
 )
 
 // TestHostileInput is the property of issue 15: whatever the gate accepts,
@@ -451,9 +451,9 @@ func (m *hostileModel) verify(t *testing.T) {
 	}
 	for _, id := range m.orderIDs {
 		o := m.orders[id]
-		want, daily := domain.StatusReserved+"/", projections.DailyPendingPayment+"/"
+		want, daily := domain.StatusReserved+"/", readmodels.DailyPendingPayment+"/"
 		if o.ref != "" {
-			want, daily = domain.StatusPaid+"/"+o.ref, projections.DailyPaid+"/"+o.ref
+			want, daily = domain.StatusPaid+"/"+o.ref, readmodels.DailyPaid+"/"+o.ref
 		}
 		waitRow(t, pool, `SELECT status || '/' || payment_ref FROM orders WHERE order_id = $1`, id, want)
 		waitRow(t, pool, `SELECT status || '/' || payment_ref FROM daily_orders WHERE order_no = $1`, id, daily)
