@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -141,6 +145,15 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{errorDetail{Code: "unavailable", Message: "a dependency timed out; retry"}})
 		return
 	}
+	if dependencyDown(err) && r.Context().Err() == nil {
+		// Redis unreachable, restarting or failing over: the client did
+		// nothing wrong and may retry; a purchase retried with its key
+		// answers with its order if the gate took it after all.
+		log.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{errorDetail{Code: "unavailable", Message: "a dependency is unavailable; retry"}})
+		return
+	}
 	if r.Context().Err() != nil {
 		// The client went away or the request timed out; nobody reads the answer.
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{errorDetail{Code: "unavailable", Message: "request cancelled or timed out"}})
@@ -148,6 +161,39 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	writeJSON(w, http.StatusInternalServerError, errorBody{errorDetail{Code: "internal", Message: "internal error"}})
+}
+
+// redisError is how go-redis marks a reply that is an error from the server.
+type redisError interface {
+	error
+	RedisError()
+}
+
+// transientRedis are the prefixes of Redis's answers while it cannot serve
+// for a while: loading its data, a replica before or during a failover, a
+// cluster without a master for the slot.
+var transientRedis = []string{"LOADING ", "READONLY ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "NOREPLICAS ", "BUSY "}
+
+// dependencyDown reports whether err says a dependency could not be reached
+// or cannot serve right now (a refused or broken connection, a closed
+// client, a Redis that is loading or failing over), rather than a bug.
+func dependencyDown(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var re redisError
+	if errors.As(err, &re) {
+		for _, p := range transientRedis {
+			if strings.HasPrefix(re.Error(), p) {
+				return true
+			}
+		}
+	}
+	// go-redis's redis.ErrClosed, without importing go-redis for it.
+	return strings.HasSuffix(err.Error(), "redis: client is closed")
 }
 
 // pathID returns the {name} parameter of r's route when it is a plausible

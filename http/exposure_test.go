@@ -3,10 +3,15 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestPublicReadyRevealsNothing (issue 15, item 7): the API's /readyz tells a
@@ -64,6 +69,47 @@ func TestCheckSecret(t *testing.T) {
 		}
 		if _, err := NewAuthenticator([]byte(tc.secret)); tc.ok != (err == nil) {
 			t.Errorf("%s: NewAuthenticator = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// readonlyReply is a Redis error reply as go-redis types them.
+type readonlyReply string
+
+func (e readonlyReply) Error() string { return string(e) }
+func (readonlyReply) RedisError()     {}
+
+// TestDependencyFailuresAre503: Redis unreachable, restarting or failing
+// over is an outage the client may retry (503 unavailable, Retry-After), not
+// an internal error; a bug still is a 500.
+func TestDependencyFailuresAre503(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	defer rdb.Close()
+	refused := rdb.Ping(context.Background()).Err()
+	closed := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	_ = closed.Close()
+	tests := []struct {
+		name   string
+		err    error
+		status int
+	}{
+		{"connection refused", fmt.Errorf("purchase in sale s: %w", refused), http.StatusServiceUnavailable},
+		{"closed client", fmt.Errorf("pay: %w", closed.Ping(context.Background()).Err()), http.StatusServiceUnavailable},
+		{"connection cut", fmt.Errorf("read order: %w", io.EOF), http.StatusServiceUnavailable},
+		{"replica during a failover", fmt.Errorf("pay: %w", readonlyReply("READONLY You can't write against a read only replica.")), http.StatusServiceUnavailable},
+		{"loading", readonlyReply("LOADING Redis is loading the dataset in memory"), http.StatusServiceUnavailable},
+		{"a script bug", readonlyReply("ERR user_script:1: attempt to compare nil with number"), http.StatusInternalServerError},
+		{"a plain bug", errors.New("unexpected gate answer"), http.StatusInternalServerError},
+	}
+	for _, tc := range tests {
+		w := httptest.NewRecorder()
+		writeError(w, httptest.NewRequest("POST", "/v1/sales/s/purchase", nil), slog.New(slog.DiscardHandler), tc.err)
+		if w.Code != tc.status || !strings.Contains(w.Body.String(), `"code":`) {
+			t.Errorf("%s (%v): %d %s, want %d", tc.name, tc.err, w.Code, w.Body, tc.status)
+		}
+		if tc.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: 503 without Retry-After", tc.name)
 		}
 	}
 }
