@@ -104,7 +104,8 @@ func TestClientLimitEndToEnd(t *testing.T) {
 	}
 }
 
-// apiRequests sums seckill_http_requests_total of one route from /metrics.
+// apiRequests sums seckill_http_requests_total of one route from the
+// /metrics of the admin listener at base.
 func apiRequests(t *testing.T, base, route string) int {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
@@ -145,7 +146,7 @@ func TestSaleStatusThroughNginx(t *testing.T) {
 	defer p.Stop()
 	sale := s.createSale(5, "")
 	const route = "/v1/sales/{id}"
-	before := apiRequests(t, s.base, route)
+	before := apiRequests(t, s.adminBase, route)
 
 	var polls, notModified atomic.Int64
 	var wg sync.WaitGroup
@@ -179,7 +180,7 @@ func TestSaleStatusThroughNginx(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	reached := apiRequests(t, s.base, route) - before
+	reached := apiRequests(t, s.adminBase, route) - before
 	t.Logf("%d polls through nginx (%d answered 304 by nginx), %d reached the API", polls.Load(), notModified.Load(), reached)
 	if polls.Load() < 600 || reached < 1 || reached > 8 {
 		t.Errorf("%d polls through nginx, %d reached the API: want ≥ 600 polls and 1-8 at the API (one per second of max-age, plus refreshes)", polls.Load(), reached)
