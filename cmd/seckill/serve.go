@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	shttp "github.com/seckill/seckill/http"
 )
 
 // Roles a process can take; "all" is every one of them.
