@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seckill/seckill/eventstore"
+	"github.com/seckill/seckill/projections"
 	"github.com/seckill/seckill/internal/testenv"
 )
 
@@ -39,6 +40,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		c.DevSignIn = true
 		c.Registry = prometheus.NewRegistry()
 		c.Projections = testMonitor(t)
+		c.DeadLetters = projections.DeadLetterSet{}
 	})
 	var doc openAPIDoc
 	if err := json.Unmarshal(openAPI, &doc); err != nil {

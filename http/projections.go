@@ -52,6 +52,7 @@ func (s *server) routeProjections(r chi.Router) {
 	if s.Projections != nil {
 		r.Get("/admin/projections", s.projectionStatus)
 	}
+	s.routeDeadLetters(r)
 }
 
 func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {

@@ -79,6 +79,9 @@ type Config struct {
 	Challenges Challenger
 	// AccessLog configures the log line per request (http/trace.go).
 	AccessLog AccessLog
+	// DeadLetters, when set, serves /v1/admin/deadletters: list, show,
+	// retry and discard the projections' dead letters (http/deadletters.go).
+	DeadLetters DeadLetterAdmin
 }
 
 func (c Config) validate() error {

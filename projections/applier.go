@@ -77,7 +77,7 @@ type Applier struct {
 	log     *slog.Logger
 	observe func([]Event)
 
-	insertSQL, advanceSQL, deadSQL string
+	insertSQL, advanceSQL, deadSQL, openSQL string
 }
 
 // NewApplier returns an Applier of p writing through pool.
@@ -121,9 +121,15 @@ func NewApplier(cfg ApplierConfig, pool *pgxpool.Pool, p Projection) (*Applier, 
 			WHERE c.projection = $1 AND c.topic = old.topic AND c."partition" = old."partition"
 				AND u.t = old.topic AND u.p = old."partition"
 			RETURNING old.topic, old."partition", old."offset"`,
-		deadSQL: `INSERT INTO ` + string(dl) + ` (projection, topic, "partition", "offset", event_id, reason, payload, record_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		deadSQL: `INSERT INTO ` + string(dl) + ` (projection, topic, "partition", "offset", event_id, reason, payload, record_key, aggregate, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (projection, topic, "partition", "offset") DO NOTHING`,
+		// openSQL finds which aggregates of a batch have open (parked or
+		// held) letters. FOR SHARE: a retry of one of them (which locks
+		// them FOR UPDATE) either finishes first, and this sees them
+		// resolved, or waits until this batch has added its held letters.
+		openSQL: `SELECT aggregate FROM ` + string(dl) + `
+			WHERE projection = $1 AND status IN ('parked', 'held') AND aggregate = ANY($2::text[]) FOR SHARE`,
 	}, nil
 }
 
@@ -146,10 +152,26 @@ type partKey struct {
 }
 
 type deadLetter struct {
-	rec     eventstore.Record
-	eventID string
-	reason  string
+	rec       eventstore.Record
+	eventID   string
+	reason    string
+	aggregate string
+	held      bool // kept behind a parked letter of its aggregate, not itself rejected
 }
+
+// Letter statuses (projection_dead_letters.status).
+const (
+	// StatusParked: the projection rejected the event; the later events of
+	// its aggregate are held until it is retried or discarded.
+	StatusParked = "parked"
+	// StatusHeld: an event kept back because an earlier one of its
+	// aggregate is parked; applied in order when that one is resolved.
+	StatusHeld = "held"
+	// StatusResolved: applied by a retry.
+	StatusResolved = "resolved"
+	// StatusDiscarded: given up on by an operator (never applied).
+	StatusDiscarded = "discarded"
+)
 
 // Apply applies recs in one transaction and commits it. Records of one
 // partition must come in offset order; records of different partitions may
@@ -230,6 +252,10 @@ func (a *Applier) applyIn(ctx context.Context, tx pgx.Tx, recs []eventstore.Reco
 	if err != nil {
 		return res, nil, err
 	}
+	open, err := a.openAggregates(ctx, tx, recs)
+	if err != nil {
+		return res, nil, err
+	}
 	events := make([]Event, 0, len(recs))
 	raws := make([]eventstore.Record, 0, len(recs)) // raws[i] is the record of events[i]
 	var dead []deadLetter
@@ -241,8 +267,15 @@ func (a *Applier) applyIn(ctx context.Context, tx pgx.Tx, recs []eventstore.Reco
 		}
 		pos[k] = r.Offset
 		env, ev, err := domain.Decode(r.Value)
+		agg := aggregateOf(r, env)
+		if open[agg] != "" {
+			dead = append(dead, deadLetter{rec: r, eventID: env.ID, aggregate: agg, held: true,
+				reason: "held: an earlier event of " + agg + " is parked (" + open[agg] + ")"})
+			continue
+		}
 		if err != nil {
-			dead = append(dead, deadLetter{rec: r, eventID: env.ID, reason: err.Error()})
+			dead = append(dead, deadLetter{rec: r, eventID: env.ID, aggregate: agg, reason: err.Error()})
+			open.park(agg, env.ID)
 			continue
 		}
 		events = append(events, Event{Envelope: env, Event: ev, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset})
@@ -250,7 +283,7 @@ func (a *Applier) applyIn(ctx context.Context, tx pgx.Tx, recs []eventstore.Reco
 	}
 	if isolate {
 		var more []deadLetter
-		events, more, err = a.applyIsolated(ctx, tx, events, raws)
+		events, more, err = a.applyIsolated(ctx, tx, events, raws, open)
 		if err != nil {
 			return res, nil, err
 		}
@@ -323,10 +356,17 @@ func (a *Applier) advance(ctx context.Context, tx pgx.Tx, recs []eventstore.Reco
 
 // applyIsolated applies events one by one, each under its own savepoint, and
 // returns the events applied and dead letters for those rejected for good.
-func (a *Applier) applyIsolated(ctx context.Context, tx pgx.Tx, events []Event, raws []eventstore.Record) ([]Event, []deadLetter, error) {
+// An event of an aggregate parked earlier in the batch is held.
+func (a *Applier) applyIsolated(ctx context.Context, tx pgx.Tx, events []Event, raws []eventstore.Record, open openSet) ([]Event, []deadLetter, error) {
 	applied := events[:0:0]
 	var dead []deadLetter
 	for i, e := range events {
+		agg := aggregateOf(raws[i], e.Envelope)
+		if open[agg] != "" {
+			dead = append(dead, deadLetter{rec: raws[i], eventID: e.Envelope.ID, aggregate: agg, held: true,
+				reason: "held: an earlier event of " + agg + " is parked (" + open[agg] + ")"})
+			continue
+		}
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			return nil, nil, fmt.Errorf("savepoint: %w", err)
@@ -338,7 +378,8 @@ func (a *Applier) applyIsolated(ctx context.Context, tx pgx.Tx, events []Event, 
 			if !permanent(err) {
 				return nil, nil, fmt.Errorf("apply %s: %w", e.Envelope.ID, err)
 			}
-			dead = append(dead, deadLetter{rec: raws[i], eventID: e.Envelope.ID, reason: err.Error()})
+			dead = append(dead, deadLetter{rec: raws[i], eventID: e.Envelope.ID, aggregate: agg, reason: err.Error()})
+			open.park(agg, e.Envelope.ID)
 			continue
 		}
 		if err := sp.Commit(ctx); err != nil {
@@ -359,12 +400,65 @@ func (a *Applier) deadLetters(ctx context.Context, tx pgx.Tx, dead []deadLetter)
 	for _, d := range dead {
 		a.log.WarnContext(ctx, "dead letter", "topic", d.rec.Topic, "partition", d.rec.Partition,
 			"offset", d.rec.Offset, "event_id", d.eventID, "reason", d.reason)
-		b.Queue(a.deadSQL, name, d.rec.Topic, d.rec.Partition, d.rec.Offset, cleanText(d.eventID), cleanText(d.reason), d.rec.Value, d.rec.Key)
+		status := StatusParked
+		if d.held {
+			status = StatusHeld
+		}
+		b.Queue(a.deadSQL, name, d.rec.Topic, d.rec.Partition, d.rec.Offset, cleanText(d.eventID), cleanText(d.reason),
+			d.rec.Value, d.rec.Key, cleanText(d.aggregate), status)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write dead letters: %w", err)
 	}
 	return nil
+}
+
+// openSet maps an aggregate with an open letter to what holds it ("" for
+// none). The aggregate "" (a record without a key) never holds anything.
+type openSet map[string]string
+
+func (o openSet) park(agg, eventID string) {
+	if agg != "" {
+		o[agg] = "event " + eventID
+	}
+}
+
+// aggregateOf is the aggregate of a record: its envelope's, or its key when
+// the envelope is unreadable (the relay keys records by aggregate id).
+func aggregateOf(r eventstore.Record, env domain.Envelope) string {
+	if env.AggregateID != "" {
+		return env.AggregateID
+	}
+	return string(r.Key)
+}
+
+// openAggregates returns the aggregates of recs that have open letters.
+func (a *Applier) openAggregates(ctx context.Context, tx pgx.Tx, recs []eventstore.Record) (openSet, error) {
+	keys := make([]string, 0, len(recs))
+	seen := make(map[string]struct{}, len(recs))
+	for _, r := range recs {
+		if _, ok := seen[string(r.Key)]; !ok && len(r.Key) > 0 {
+			seen[string(r.Key)] = struct{}{}
+			keys = append(keys, string(r.Key))
+		}
+	}
+	open := openSet{}
+	if len(keys) == 0 {
+		return open, nil
+	}
+	rows, err := tx.Query(ctx, a.openSQL, a.proj.Name(), keys)
+	if err != nil {
+		return nil, fmt.Errorf("open dead letters: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var agg string
+		if err := rows.Scan(&agg); err != nil {
+			return nil, fmt.Errorf("open dead letters: %w", err)
+		}
+		open[agg] = "an earlier dead letter"
+	}
+	return open, rows.Err()
 }
 
 // cleanText makes s storable as Postgres text (valid UTF-8 without NUL): a dead

@@ -748,8 +748,8 @@ func (r *rebuilder) takeOverBookkeeping(ctx context.Context, tx pgx.Tx) error {
 	// Dead letters: the rebuilt projection's. Letters both have keep their
 	// row (and whether they were published); letters the rebuilt projection
 	// applied fine (a fixed bug) go.
-	if _, err := tx.Exec(ctx, `INSERT INTO `+string(liveDL)+` (projection, topic, "partition", "offset", event_id, reason, payload, record_key)
-		SELECT projection, topic, "partition", "offset", event_id, reason, payload, record_key FROM `+string(shadowDL)+`
+	if _, err := tx.Exec(ctx, `INSERT INTO `+string(liveDL)+` (projection, topic, "partition", "offset", event_id, reason, payload, record_key, aggregate, status, resolved_at)
+		SELECT projection, topic, "partition", "offset", event_id, reason, payload, record_key, aggregate, status, resolved_at FROM `+string(shadowDL)+`
 		WHERE projection = $1 ON CONFLICT (projection, topic, "partition", "offset") DO NOTHING`, name); err != nil {
 		return err
 	}

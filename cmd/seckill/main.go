@@ -86,6 +86,7 @@ func subcommands() map[string]command {
 		"ceiling":     {"serve an empty chi handler (the benchmark's HTTP ceiling)", runCeiling},
 		"loadtest":    {"send a bounded purchase burst at a running seckill on loopback and check the outcome", runLoadtest},
 		"version":     {"print the version, VCS revision and Go version of this build", runVersion},
+		"deadletters": {"list, show, retry or discard the projections' dead letters (parked per order)", runDeadLetters},
 	}
 }
 

@@ -296,6 +296,9 @@ func (n *node) apiHandler() (http.Handler, error) {
 		Ready:     n.readyChecks(),
 		AccessLog: shttp.AccessLog{Logger: n.log, RefusalSample: n.cfg.logRefusal},
 	}
+	if hcfg.DeadLetters, err = n.rm.deadLetters(); err != nil {
+		return nil, err
+	}
 	if err := n.cfg.edge.apply(&hcfg, n.rdb, n.ep.JWTSecret); err != nil {
 		return nil, err
 	}
