@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seckill/seckill/eventstore"
-	"github.com/seckill/seckill/projections"
 	"github.com/seckill/seckill/internal/testenv"
+	"github.com/seckill/seckill/projections"
 )
 
 // openAPIDoc is the part of the document the tests read.
