@@ -123,10 +123,30 @@ func (l *Log) Events(ctx context.Context, q Query, fn func(Event) error) (QueryS
 	if err := q.Validate(); err != nil {
 		return st, fmt.Errorf("query log: %w", err)
 	}
-	rs, err := Read(ctx, ReadConfig{
+	cfg := ReadConfig{
 		Brokers: l.brokers, Topic: l.topic, From: q.From, To: q.To, Slack: q.Slack, Follow: q.Follow, Decode: true,
 		Progress: q.Progress,
-	}, func(e Event) error {
+	}
+	switch {
+	case q.OrderID != "":
+		// Every event of an order is keyed by it: one partition holds them.
+		cfg.Key = q.OrderID
+	case q.SaleID != "" && !q.Follow:
+		// A sale's orders are spread over every partition, but they all
+		// occur within the sale's life: find it in the sale's partition
+		// (SaleCreated and SaleEnded are keyed by the sale), then read only
+		// that range of every partition.
+		from, to, scanned, err := l.saleWindow(ctx, q)
+		st.Scanned += scanned
+		if err != nil {
+			return st, err
+		}
+		cfg.From, cfg.To = from, to
+		if !cfg.From.IsZero() && !cfg.To.IsZero() && !cfg.To.After(cfg.From) {
+			return st, nil // the sale's life and the query's range do not meet
+		}
+	}
+	rs, err := Read(ctx, cfg, func(e Event) error {
 		if e.Err != nil {
 			if q.SkipUndecodable {
 				st.Skipped++
@@ -140,8 +160,58 @@ func (l *Log) Events(ctx context.Context, q Query, fn func(Event) error) (QueryS
 		st.Matched++
 		return fn(e)
 	})
+	rs.Scanned += st.Scanned
 	st.ReadStats = rs
 	return st, err
+}
+
+// saleLateness is how long after the end of a sale's window (plus its time to
+// pay) its last events may occur: the sweeper expires reservations and
+// closes the sale within seconds, and a relay that was down delays nothing
+// here (occurred_at is the gate's time). An hour is generous.
+const saleLateness = time.Hour
+
+// saleWindow returns q's range narrowed to the life of q's sale: from its
+// SaleCreated to the end of its window (or its SaleEnded, if later) plus its
+// time to pay and saleLateness. It reads
+// the sale's partition only (and within q's range). A sale it does not find
+// gives q's own range.
+func (l *Log) saleWindow(ctx context.Context, q Query) (from, to time.Time, scanned int64, err error) {
+	var created *domain.SaleCreated
+	var createdAt, endedAt time.Time
+	rs, err := Read(ctx, ReadConfig{Brokers: l.brokers, Topic: l.topic, From: q.From, To: q.To, Slack: q.Slack, Key: q.SaleID},
+		func(e Event) error {
+			if e.Err != nil || e.Envelope.AggregateID != q.SaleID {
+				return nil
+			}
+			switch e.Envelope.Type {
+			case domain.TypeSaleCreated:
+				_, ev, err := domain.Decode(e.Value)
+				if sc, ok := ev.(domain.SaleCreated); err == nil && ok {
+					created, createdAt = &sc, e.Envelope.OccurredAt
+				}
+			case domain.TypeSaleEnded:
+				endedAt = e.Envelope.OccurredAt
+			}
+			return nil
+		})
+	if err != nil || created == nil {
+		return q.From, q.To, rs.Scanned, err
+	}
+	// No purchase after the window's end (or the early end), no expiry
+	// after the last pay-by: the sale's events lie before this.
+	end := created.EndsAt
+	if endedAt.After(end) {
+		end = endedAt
+	}
+	from, to = createdAt, q.To
+	if last := end.Add(time.Duration(created.PayWithinS)*time.Second + saleLateness); to.IsZero() || last.Before(to) {
+		to = last
+	}
+	if q.From.After(from) {
+		from = q.From
+	}
+	return from, to, rs.Scanned, nil
 }
 
 // Export formats.

@@ -17,3 +17,8 @@ func Partitioner() kgo.Partitioner {
 		return h.Sum32()
 	}))
 }
+
+// PartitionOf is the partition of n that the relay's partitioner puts key in.
+func PartitionOf(key string, n int) int32 {
+	return int32(Partitioner().ForTopic("").Partition(&kgo.Record{Key: []byte(key)}, n))
+}

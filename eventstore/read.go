@@ -51,6 +51,10 @@ type ReadConfig struct {
 	// never moving an event before an earlier one of its aggregate. Default
 	// 1000; 1 passes events in merge order.
 	ReorderWindow int
+	// Key, if set, reads only the partition Key maps to: the relay keys
+	// records by aggregate id (Partitioner), so every event of one order is
+	// there, and a lookup reads 1/partitions of the log.
+	Key string
 	// Progress, if set, is called after each poll with the records looked
 	// at so far and the records of the range (up to the stop offsets; a
 	// follow's live tail is not counted), from Read's goroutine.
@@ -175,6 +179,7 @@ func Read(ctx context.Context, cfg ReadConfig, fn func(Event) error) (ReadStats,
 	m := &merge{cfg: cfg, fn: fn, stats: &stats, r: r, parts: map[int32]*partQueue{}, live: map[int32][]Event{},
 		ro: &reorder{window: cfg.ReorderWindow, last: map[string]*aggKey{}}}
 	for p, start := range starts {
+		m.total += max(0, stops[p]-start)
 		if start < stops[p] {
 			m.parts[p] = &partQueue{stop: stops[p]}
 		}
@@ -214,6 +219,9 @@ func (m *merge) run(ctx context.Context) error {
 		if err := m.emit(); err != nil {
 			return err
 		}
+		if m.cfg.Progress != nil {
+			m.cfg.Progress(min(m.stats.Scanned, m.total), m.total)
+		}
 	}
 }
 
@@ -232,6 +240,9 @@ func readBounds(ctx context.Context, cfg ReadConfig) (starts, stops map[int32]in
 	partitions, err := topicPartitions(ctx, cl, cfg.Topic)
 	if err != nil {
 		return nil, nil, err
+	}
+	if cfg.Key != "" {
+		partitions = []int32{PartitionOf(cfg.Key, len(partitions))}
 	}
 	if starts, err = listOffsets(ctx, cl, cfg.Topic, partitions, -2); err != nil {
 		return nil, nil, fmt.Errorf("start offsets: %w", err)
@@ -264,6 +275,7 @@ func readBounds(ctx context.Context, cfg ReadConfig) (starts, stops map[int32]in
 // merge holds the partitions' records between polls and passes them on in
 // time order.
 type merge struct {
+	total int64 // records of the range, for Progress
 	cfg   ReadConfig
 	fn    func(Event) error
 	stats *ReadStats
