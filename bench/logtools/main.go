@@ -1,0 +1,280 @@
+// Command logtools measures the log tools of `seckill` on a year-sized log
+// (make bench-log): it starts the embedded broker (`seckill broker`, its own
+// process), Redis and Postgres, writes N events straight into the broker
+// with franz-go (a year of daily sales, not through HTTP), then runs each
+// tool as its own process and records its wall time and peak RSS, and writes
+// the table into BENCHMARKS.md between the bench-log markers.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/eventstore"
+	"github.com/seckill/seckill/internal/localsvc"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-log:", err)
+		os.Exit(1)
+	}
+}
+
+const topic = "seckill.events"
+
+type config struct {
+	events int
+	days   int
+	out    string
+	dir    string
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench-log", flag.ContinueOnError)
+	var cfg config
+	fs.IntVar(&cfg.events, "events", 10_000_000, "events to write")
+	fs.IntVar(&cfg.days, "days", 365, "days of the log: one sale a day")
+	fs.StringVar(&cfg.out, "out", "BENCHMARKS.md", "file whose bench-log section is rewritten; empty: print only")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "seckill-bench-log-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg.dir = dir
+	bin := filepath.Join(dir, "seckill")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/seckill").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	env, cleanup, err := services(ctx, bin, dir)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	brokers := []string{env.broker}
+	start := time.Now()
+	lg, err := generate(ctx, brokers, cfg)
+	if err != nil {
+		return err
+	}
+	genTime := time.Since(start)
+	fmt.Printf("wrote %d events (%d orders in %d sales) in %s\n", lg.events, lg.orders, cfg.days, genTime.Round(time.Millisecond))
+
+	common := []string{"--data", dir, "--kafka-brokers", env.broker, "--redis-url", env.redis, "--database-url", env.db}
+	mid := lg.base.Add(time.Duration(cfg.days/2)*24*time.Hour + time.Minute)
+	steps := []struct {
+		name, what string
+		args       []string
+	}{
+		{"events --order", "one order's events (its partition only)", []string{"events", "--order", lg.someOrder, "--quiet"}},
+		{"events --sale", "one sale's events (its partition, then its day)", []string{"events", "--sale", lg.someSale, "--quiet", "--out", os.DevNull}},
+		{"events --from/--to", "one second in the middle of the year", []string{"events", "--from", mid.Format(time.RFC3339), "--to", mid.Add(time.Second).Format(time.RFC3339), "--quiet"}},
+		{"events --out (export)", "the whole log as JSONL", []string{"events", "--out", os.DevNull, "--quiet"}},
+		{"gate restore", "the whole log into an empty Redis", []string{"gate", "restore"}},
+		{"audit", "fold + invariants + the restored gate", []string{"audit", "--skip", "read-models", "--wait", "1s"}},
+		{"migrate", "(set-up for the rebuild)", []string{"migrate"}},
+		{"projections rebuild orders", "the orders read model from offset zero", []string{"projections", "rebuild", "orders"}},
+	}
+	var rows []string
+	for _, s := range steps {
+		d, rss, out, err := measure(ctx, bin, append(s.args, common...))
+		status := "ok"
+		if err != nil {
+			status = "failed: " + firstLine(err.Error()+" "+out)
+		}
+		fmt.Printf("%-28s %10s  %7.0f MB  %s\n", s.name, d.Round(time.Millisecond), rss, status)
+		if s.name == "migrate" {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("| `seckill %s` | %s | %.1f s | %.0f MB | %s |", s.name, s.what, d.Seconds(), rss, status))
+	}
+	return writeSection(cfg, lg, genTime, rows)
+}
+
+type endpoints struct{ broker, redis, db string }
+
+// services starts the broker as its own process, Redis and Postgres.
+func services(ctx context.Context, bin, dir string) (endpoints, func(), error) {
+	var stops []func()
+	cleanup := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	var env endpoints
+	env.broker = "127.0.0.1:" + strconv.Itoa(19000+os.Getpid()%1000)
+	broker := exec.Command(bin, "broker", "--addr", env.broker, "--partitions", "16")
+	broker.Stdout, broker.Stderr = os.Stdout, os.Stderr
+	if err := broker.Start(); err != nil {
+		return env, cleanup, err
+	}
+	stops = append(stops, func() { _ = broker.Process.Signal(syscall.SIGTERM); _ = broker.Wait() })
+	rds, err := localsvc.StartRedis(ctx, localsvc.RedisConfig{Dir: filepath.Join(dir, "redis")})
+	if err != nil {
+		return env, cleanup, err
+	}
+	stops = append(stops, func() { _ = rds.Stop() })
+	pg, err := localsvc.StartPostgres(ctx, localsvc.PostgresConfig{Dir: filepath.Join(dir, "pg"), Fast: true})
+	if err != nil {
+		return env, cleanup, err
+	}
+	stops = append(stops, func() { _ = pg.Stop() })
+	if err := pg.EnsureDatabase(ctx, "seckill"); err != nil {
+		return env, cleanup, err
+	}
+	env.redis, env.db = rds.URL(), pg.DSN("seckill")
+	// The broker creates its topic when it starts listening.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := eventstore.EndOffsets(ctx, []string{env.broker}, topic); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return env, cleanup, fmt.Errorf("broker: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return env, cleanup, nil
+}
+
+type logShape struct {
+	events, orders int
+	base           time.Time
+	someOrder      string
+	someSale       string
+}
+
+// generate writes a year of daily sales: each day's sale opens at 20:00, its
+// orders come in its first minutes, 70% are paid and 30% expire (and
+// release their stock), and the sale ends at its window's close.
+func generate(ctx context.Context, brokers []string, cfg config) (logShape, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(eventstore.Partitioner()), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.MaxBufferedRecords(200_000), kgo.ProducerBatchMaxBytes(4<<20))
+	if err != nil {
+		return logShape{}, err
+	}
+	defer cl.Close()
+	lg := logShape{base: time.Date(2025, 11, 11, 20, 0, 0, 0, time.UTC)}
+	perDay := cfg.events / cfg.days
+	var recs []*kgo.Record
+	var firstErr error
+	emit := func(e domain.Event, at time.Time) {
+		v, err := domain.Encode(e, at)
+		if err != nil {
+			firstErr = err
+			return
+		}
+		recs = append(recs, &kgo.Record{Key: []byte(e.AggregateID()), Value: v, Timestamp: at.Add(5 * time.Millisecond)})
+		lg.events++
+		if len(recs) == 50_000 {
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			recs = recs[:0]
+		}
+	}
+	for d := 0; d < cfg.days && firstErr == nil; d++ {
+		start := lg.base.Add(time.Duration(d) * 24 * time.Hour)
+		sale := fmt.Sprintf("day%03d", d)
+		orders := (perDay - 2) * 10 / 33 // 3.3 events per order on average
+		emit(domain.SaleCreated{SaleID: sale, Name: "daily", Stock: int64(orders), PriceCents: 1999, StartsAt: start,
+			EndsAt: start.Add(time.Hour), PerUserLimit: 1, PayWithinS: 900, Currency: "CNY"}, start)
+		step := 10 * time.Minute / time.Duration(max(orders, 1))
+		for i := range orders {
+			at := start.Add(time.Duration(i) * step)
+			o, u := domain.OrderID(sale, strconv.Itoa(i)), "u"+strconv.Itoa(i)
+			emit(domain.StockReserved{SaleID: sale, OrderID: o, UserID: u, Quantity: 1}, at)
+			emit(domain.OrderPlaced{OrderID: o, SaleID: sale, UserID: u, Quantity: 1, PriceCents: 1999, AmountCents: 1999, PayBy: at.Add(15 * time.Minute)}, at)
+			if i%10 < 7 {
+				emit(domain.OrderPaid{OrderID: o, SaleID: sale, UserID: u, Quantity: 1, AmountCents: 1999, PaymentRef: "p" + o}, at.Add(time.Minute))
+			} else {
+				emit(domain.OrderExpired{OrderID: o, SaleID: sale, UserID: u, Quantity: 1}, at.Add(15*time.Minute))
+				emit(domain.StockReleased{SaleID: sale, OrderID: o, Quantity: 1, ToPool: true}, at.Add(15*time.Minute))
+			}
+			lg.orders++
+			if d == cfg.days/2 && i == orders/2 {
+				lg.someOrder, lg.someSale = o, sale
+			}
+		}
+		emit(domain.SaleEnded{SaleID: sale, Unsold: 0, Reason: domain.EndReasonWindowClosed}, start.Add(time.Hour))
+	}
+	if len(recs) > 0 && firstErr == nil {
+		firstErr = cl.ProduceSync(ctx, recs...).FirstErr()
+	}
+	return lg, firstErr
+}
+
+// measure runs one command and returns its wall time and peak RSS (MB).
+func measure(ctx context.Context, bin string, args []string) (time.Duration, float64, string, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	var rss float64
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			rss = float64(ru.Maxrss) / 1024 // KB on Linux
+		}
+	}
+	return d, rss, out.String(), err
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+const beginMark, endMark = "<!-- bench-log: begin -->", "<!-- bench-log: end -->"
+
+// writeSection replaces the bench-log section of cfg.out (or appends it).
+func writeSection(cfg config, lg logShape, gen time.Duration, rows []string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n## The log tools at a year's scale (`make bench-log`)\n\n", beginMark)
+	fmt.Fprintf(&b, "Written by `make bench-log` (bench/logtools) on %s, %s/%s, %d CPUs shared with other work (the figures move with the machine's load).\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	fmt.Fprintf(&b, "The log: %d events (%d orders) of %d daily sales, written straight into the embedded broker (`seckill broker`, its own process, in memory) with franz-go in %.1f s (%.0f events/s). ",
+		lg.events, lg.orders, cfg.days, gen.Seconds(), float64(lg.events)/gen.Seconds())
+	b.WriteString("Each tool runs as its own `seckill` process; time is wall time, RSS the process's peak resident memory.\n\n")
+	b.WriteString("| command | what | time | peak RSS | result |\n|---|---|---:|---:|---|\n")
+	for _, r := range rows {
+		b.WriteString(r + "\n")
+	}
+	b.WriteString(endMark + "\n")
+	fmt.Print(b.String())
+	if cfg.out == "" {
+		return nil
+	}
+	old, err := os.ReadFile(cfg.out)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s := string(old)
+	if i, j := strings.Index(s, beginMark), strings.Index(s, endMark); i >= 0 && j > i {
+		s = s[:i] + b.String() + s[j+len(endMark)+1:]
+	} else {
+		s = strings.TrimRight(s, "\n") + "\n\n" + b.String()
+	}
+	return os.WriteFile(cfg.out, []byte(s), 0o644)
+}
