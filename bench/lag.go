@@ -22,7 +22,11 @@ func (b *bench) lag(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := b.load(ctx, fmt.Sprintf("steady purchases at %.0f/s for the lag measurement", perSec), b.api, n, n, "/v1/sales/"+sale+"/purchase", nil, perSec)
+	tokens, err := b.pool.distinct(n)
+	if err != nil {
+		return err
+	}
+	res, err := b.load(ctx, fmt.Sprintf("steady purchases at %.0f/s for the lag measurement", perSec), b.api, n, purchases("/v1/sales/"+sale+"/purchase", tokens), perSec)
 	if err != nil {
 		return err
 	}

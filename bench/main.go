@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,7 @@ type config struct {
 	million bool
 	conc    int
 	n       int
+	tokens  int    // the token pool: distinct users, one per request
 	profile string // directory for CPU and allocation profiles; "" for none
 }
 
@@ -54,9 +56,11 @@ type bench struct {
 	loadAvg            string // /proc/loadavg at the start
 	secret             []byte
 	admin              string
+	pool               *tokenPool
 	dev                devState
 	rows               []row
 	details            []string
+	audits             []string // the phases after which `seckill audit` ran clean
 }
 
 type devState struct {
@@ -105,6 +109,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.quick, "quick", false, "small counts: a smoke run, not a measurement")
 	fs.BoolVar(&cfg.million, "million", true, "run the million-attempt sale (1,000,000 attempts, 200,000 users, 1,000 stock); false: a small sale")
 	fs.IntVar(&cfg.conc, "concurrency", 64, "concurrent connections of every load phase")
+	fs.IntVar(&cfg.tokens, "tokens", 300_000, "users in the pre-minted token pool; every request of a phase is the next user (at least 100,000 but in -quick runs)")
 	fs.StringVar(&cfg.profile, "profile", "", "write CPU and allocation profiles of both processes under sold-out and purchase load to this directory (an extra 12 s phase each, not in the report), and the API's heap at the end of the run")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -112,6 +117,12 @@ func parseFlags(args []string) (config, error) {
 	cfg.n = 60_000
 	if cfg.quick {
 		cfg.n, cfg.million = 3_000, false
+	}
+	if !cfg.quick && cfg.tokens < 100_000 {
+		return cfg, fmt.Errorf("-tokens %d: a measurement needs at least 100,000 distinct users (issue 13); -quick runs take fewer", cfg.tokens)
+	}
+	if cfg.tokens < 2*cfg.n {
+		return cfg, fmt.Errorf("-tokens %d: fewer users than a phase's %d requests", cfg.tokens, 2*cfg.n)
 	}
 	return cfg, nil
 }
@@ -140,6 +151,11 @@ func (b *bench) setUp(ctx context.Context) (stop func(), err error) {
 		}
 		stops = append(stops, s)
 	}
+	t0 := time.Now()
+	if b.pool, err = mintPool(b.secret, b.cfg.tokens); err != nil {
+		return nil, err
+	}
+	b.logf("minted %d user tokens in %.1fs", b.cfg.tokens, time.Since(t0).Seconds())
 	return stop, nil
 }
 
@@ -157,16 +173,20 @@ func (b *bench) measure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := b.settle(ctx, "sold-out"); err != nil {
+		return err
+	}
 	direct, purchase, pay, err := b.writeRounds(ctx, purchaseRounds)
 	if err != nil {
 		return err
 	}
 	b.pathRows(empty, soldOut, direct, purchase, pay)
-	for _, phase := range []func(context.Context) error{b.lag, b.settler("lag"), b.sale, b.rebuild} {
+	for _, phase := range []func(context.Context) error{b.lag, b.settler("lag"), b.sale, b.rebuild, b.auditor("rebuild")} {
 		if err := phase(ctx); err != nil {
 			return err
 		}
 	}
+	b.rows = append(b.rows, row{"`seckill audit` after every phase", fmt.Sprintf("%d runs, all exit 0", len(b.audits)), "", "", "after: " + strings.Join(b.audits, ", ")})
 	b.rssRows()
 	if b.cfg.profile != "" {
 		return b.profiles(ctx)
@@ -182,7 +202,10 @@ func (b *bench) rejectionRounds(ctx context.Context, rounds int) (empty, soldOut
 		return nil, nil, err
 	}
 	for r := range rounds {
-		e, err := b.load(ctx, fmt.Sprintf("ceiling 1: empty chi handler (round %d)", r+1), b.ceiling, 2*b.cfg.n, 1, "/v1/sales/x/purchase", nil, 0)
+		// The ceiling gets the same requests as the sold-out path: the
+		// next users of the pool, one each.
+		n := 2 * b.cfg.n
+		e, err := b.load(ctx, fmt.Sprintf("ceiling 1: empty chi handler (round %d)", r+1), b.ceiling, n, purchases("/v1/sales/x/purchase", b.pool.take(n)), 0)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -201,10 +224,7 @@ func (b *bench) rejectionRounds(ctx context.Context, rounds int) (empty, soldOut
 // phase starts once they have done it, so that it measures itself, not the
 // tail of the one before.
 func (b *bench) writeRounds(ctx context.Context, rounds int) (direct []directResult, purchase []loadgen.Result, pay loadgen.Result, err error) {
-	var (
-		paySale string
-		kept    []loadgen.Kept
-	)
+	var last bought
 	for r := range rounds {
 		d, err := b.directLua(ctx, r)
 		if err != nil {
@@ -213,16 +233,16 @@ func (b *bench) writeRounds(ctx context.Context, rounds int) (direct []directRes
 		if err := b.settle(ctx, "direct Lua"); err != nil {
 			return nil, nil, pay, err
 		}
-		p, sale, k, err := b.purchasePath(ctx, r)
+		p, orders, err := b.purchasePath(ctx, r)
 		if err != nil {
 			return nil, nil, pay, err
 		}
 		if err := b.settle(ctx, "purchase"); err != nil {
 			return nil, nil, pay, err
 		}
-		direct, purchase, paySale, kept = append(direct, d), append(purchase, p), sale, k
+		direct, purchase, last = append(direct, d), append(purchase, p), orders
 	}
-	if pay, err = b.payPath(ctx, paySale, kept); err != nil {
+	if pay, err = b.payPath(ctx, last); err != nil {
 		return nil, nil, pay, err
 	}
 	return direct, purchase, pay, b.settle(ctx, "pay")
@@ -231,6 +251,11 @@ func (b *bench) writeRounds(ctx context.Context, rounds int) (direct []directRes
 // settler is settle as a phase.
 func (b *bench) settler(after string) func(context.Context) error {
 	return func(ctx context.Context) error { return b.settle(ctx, after) }
+}
+
+// auditor is audit as a phase.
+func (b *bench) auditor(after string) func(context.Context) error {
+	return func(ctx context.Context) error { _, _, err := b.audit(ctx, after); return err }
 }
 
 // pathRows adds the rows of the request paths, each next to its ceiling.

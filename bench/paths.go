@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,17 +13,9 @@ import (
 	"github.com/seckill/seckill/internal/loadgen"
 )
 
-// load runs one closed-loop phase (or open loop when perSec > 0).
-func (b *bench) load(ctx context.Context, name, base string, n, users int, path string, next func(i int) loadgen.Request, perSec float64) (loadgen.Result, error) {
-	if next == nil {
-		tokens, err := b.tokens("u", users)
-		if err != nil {
-			return loadgen.Result{}, err
-		}
-		next = func(i int) loadgen.Request {
-			return loadgen.Request{Method: "POST", Path: path, Body: purchaseBody, Header: http.Header{"Authorization": {tokens[i%len(tokens)]}}}
-		}
-	}
+// load runs one closed-loop phase (or open loop when perSec > 0) of n
+// requests built by next.
+func (b *bench) load(ctx context.Context, name, base string, n int, next func(i int) loadgen.Request, perSec float64) (loadgen.Result, error) {
 	res, err := loadgen.Run(ctx, loadgen.Config{
 		BaseURL: base, Concurrency: b.cfg.conc, Rate: perSec, Requests: n, Duration: 3 * time.Minute, Next: next,
 	}, func(status int) bool { return status == http.StatusAccepted })
@@ -37,20 +28,16 @@ func (b *bench) load(ctx context.Context, name, base string, n, users int, path 
 	return res, nil
 }
 
+// purchases builds request i as a purchase at path by the user of tokens[i],
+// with the body the sale page sends.
+func purchases(path string, tokens []string) func(i int) loadgen.Request {
+	return func(i int) loadgen.Request {
+		return loadgen.Request{Method: "POST", Path: path, Body: purchaseBody, Header: http.Header{"Authorization": {tokens[i]}}}
+	}
+}
+
 // purchaseBody is what the sale page sends with every purchase.
 var purchaseBody = []byte(`{"quantity":1}`)
-
-func (b *bench) tokens(prefix string, n int) ([]string, error) {
-	out := make([]string, n)
-	for i := range out {
-		t, err := shttp.NewToken(b.secret, prefix+strconv.Itoa(i), false, 2*time.Hour)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = "Bearer " + t
-	}
-	return out, nil
-}
 
 func (b *bench) createSale(ctx context.Context, stock int) (string, error) {
 	now := time.Now().UTC()
@@ -103,34 +90,44 @@ func (b *bench) soldOutSale(ctx context.Context) (string, error) {
 	return sale, nil
 }
 
-// soldOutPath sends 10,000 users' attempts at a sold-out sale.
+// soldOutPath sends attempts at a sold-out sale, each by the next user of
+// the token pool.
 func (b *bench) soldOutPath(ctx context.Context, sale string, round int) (loadgen.Result, error) {
-	res, err := b.load(ctx, fmt.Sprintf("sold-out rejection path (round %d)", round+1), b.api, 2*b.cfg.n, 10_000, "/v1/sales/"+sale+"/purchase", nil, 0)
+	n := 2 * b.cfg.n
+	res, err := b.load(ctx, fmt.Sprintf("sold-out rejection path (round %d)", round+1), b.api, n, purchases("/v1/sales/"+sale+"/purchase", b.pool.take(n)), 0)
 	if err == nil && res.ByCode["sold_out"] != res.Sent {
 		err = fmt.Errorf("sold-out phase: %d of %d answered sold_out", res.ByCode["sold_out"], res.Sent)
 	}
 	return res, err
 }
 
+// bought is what a purchase phase leaves for the pay phase: the orders
+// and the tokens of the users who hold them.
+type bought struct {
+	kept   []loadgen.Kept
+	tokens []string // request i was sent with tokens[i]
+}
+
 // purchasePath buys with n distinct users from a sale with stock for all.
-func (b *bench) purchasePath(ctx context.Context, round int) (loadgen.Result, string, []loadgen.Kept, error) {
+func (b *bench) purchasePath(ctx context.Context, round int) (loadgen.Result, bought, error) {
 	sale, err := b.createSale(ctx, b.cfg.n)
 	if err != nil {
-		return loadgen.Result{}, "", nil, err
+		return loadgen.Result{}, bought{}, err
 	}
-	res, err := b.load(ctx, fmt.Sprintf("purchase path, stock available (round %d)", round+1), b.api, b.cfg.n, b.cfg.n, "/v1/sales/"+sale+"/purchase", nil, 0)
+	tokens, err := b.pool.distinct(b.cfg.n)
+	if err != nil {
+		return loadgen.Result{}, bought{}, err
+	}
+	res, err := b.load(ctx, fmt.Sprintf("purchase path, stock available (round %d)", round+1), b.api, b.cfg.n, purchases("/v1/sales/"+sale+"/purchase", tokens), 0)
 	if err == nil && res.ByStatus[http.StatusAccepted] != res.Sent {
 		err = fmt.Errorf("purchase phase: %d of %d accepted", res.ByStatus[http.StatusAccepted], res.Sent)
 	}
-	return res, sale, res.Kept, err
+	return res, bought{res.Kept, tokens}, err
 }
 
-// payPath pays every order of the purchase phase, each by its owner.
-func (b *bench) payPath(ctx context.Context, sale string, kept []loadgen.Kept) (loadgen.Result, error) {
-	tokens, err := b.tokens("u", b.cfg.n)
-	if err != nil {
-		return loadgen.Result{}, err
-	}
+// payPath pays every order of a purchase phase, each by its owner.
+func (b *bench) payPath(ctx context.Context, orders bought) (loadgen.Result, error) {
+	kept, tokens := orders.kept, orders.tokens
 	type pay struct{ order, token string }
 	pays := make([]pay, 0, len(kept))
 	for _, k := range kept {
@@ -138,11 +135,11 @@ func (b *bench) payPath(ctx context.Context, sale string, kept []loadgen.Kept) (
 			OrderID string `json:"order_id"`
 		}
 		if json.Unmarshal(k.Body, &r) == nil {
-			pays = append(pays, pay{r.OrderID, tokens[k.Index%len(tokens)]})
+			pays = append(pays, pay{r.OrderID, tokens[k.Index]})
 		}
 	}
 	body := []byte(`{"payment_ref":"bench"}`)
-	res, err := b.load(ctx, "pay path", b.api, len(pays), 0, "", func(i int) loadgen.Request {
+	res, err := b.load(ctx, "pay path", b.api, len(pays), func(i int) loadgen.Request {
 		return loadgen.Request{Method: "POST", Path: "/v1/orders/" + pays[i].order + "/pay", Body: body,
 			Header: http.Header{"Authorization": {pays[i].token}}}
 	}, 0)

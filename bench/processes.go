@@ -161,8 +161,18 @@ func (b *bench) waitReady(ctx context.Context, url, logName string) error {
 }
 
 // settle waits until the relay has forwarded every outbox entry and every
-// projection has applied the whole log, for at most 4 minutes.
+// projection has applied the whole log, for at most 4 minutes, and then
+// audits the system (issue 13: `seckill audit` clean after every phase).
 func (b *bench) settle(ctx context.Context, after string) error {
+	if err := b.waitSettled(ctx, after); err != nil {
+		return err
+	}
+	_, _, err := b.audit(ctx, after)
+	return err
+}
+
+// waitSettled is settle without the audit.
+func (b *bench) waitSettled(ctx context.Context, after string) error {
 	start := time.Now()
 	opt, err := redis.ParseURL(b.dev.RedisURL)
 	if err != nil {

@@ -43,16 +43,11 @@ func (b *bench) profiles(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, ph := range []struct {
-		name, sale string
-		users      int
-		prefix     string
-	}{{"soldout", soldOut, 10_000, "u"}, {"purchase", plenty, 300_000, "prof"}} {
-		tokens, err := b.tokens(ph.prefix, ph.users)
-		if err != nil {
-			return err
-		}
-		path := "/v1/sales/" + ph.sale + "/purchase"
+	for _, ph := range []struct{ name, sale string }{{"soldout", soldOut}, {"purchase", plenty}} {
+		// The whole pool, from where the phases before left it: distinct
+		// users until the phase has sent as many requests as the pool holds.
+		tokens := b.pool.take(len(b.pool.tokens))
+		next := purchases("/v1/sales/"+ph.sale+"/purchase", tokens)
 		var (
 			wg   sync.WaitGroup
 			mu   sync.Mutex
@@ -74,9 +69,7 @@ func (b *bench) profiles(ctx context.Context) error {
 			}
 		}
 		res, err := loadgen.Run(ctx, loadgen.Config{BaseURL: b.api, Concurrency: b.cfg.conc, Duration: 12 * time.Second,
-			Next: func(i int) loadgen.Request {
-				return loadgen.Request{Method: "POST", Path: path, Body: purchaseBody, Header: http.Header{"Authorization": {tokens[i%len(tokens)]}}}
-			}}, nil)
+			Next: func(i int) loadgen.Request { return next(i % len(tokens)) }}, nil)
 		wg.Wait()
 		if err != nil {
 			return err
@@ -85,7 +78,7 @@ func (b *bench) profiles(ctx context.Context) error {
 			return perr
 		}
 		b.logf("%s", res.Table("profiled: "+ph.name))
-		if err := b.settle(ctx, "profile "+ph.name); err != nil {
+		if err := b.waitSettled(ctx, "profile "+ph.name); err != nil {
 			return err
 		}
 	}

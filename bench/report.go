@@ -82,9 +82,12 @@ func (b *bench) report(took time.Duration) string {
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version(), took.Round(time.Second))
 	fmt.Fprintf(&s, "Everything runs on this one machine: the load generator (this process); the API node under test, `seckill serve --role api`; "+
 		"`seckill dev --role relay,projector,sweeper`, which also runs the embedded Kafka-protocol broker and starts redis-server and Postgres; and the ceiling server. "+
-		"Every HTTP phase uses the same load generator (`internal/loadgen`), %d connections, closed loop unless said otherwise, each purchase with the body the sale page sends (`{\"quantity\":1}`); "+
+		"Every HTTP phase uses the same load generator (`internal/loadgen`), %d connections, closed loop unless said otherwise, each purchase with the body the sale page sends (`{\"quantity\":1}`) "+
+		"and **every request a different user**: a pool of %d pre-minted tokens, each request the next one, the empty handler's requests included "+
+		"(the pool is larger than every phase and than the API's cache of verified tokens, so the API meets each token as a new shopper and checks its signature); "+
+		"`seckill audit` runs after every phase and must exit 0; "+
 		"a phase that reserves stock is followed by a pause until the relay and the projections have caught up, so that the next phase measures itself. "+
-		"Load average when the run began: %s. Host: %s.\n\n", b.cfg.conc, b.loadAvg, host)
+		"Load average when the run began: %s. Host: %s.\n\n", b.cfg.conc, b.cfg.tokens, b.loadAvg, host)
 	s.WriteString("| figure | value | ceiling | ratio | latency / note |\n|---|---|---|---|---|\n")
 	for _, r := range b.rows {
 		fmt.Fprintf(&s, "| %s | %s | %s | %s | %s |\n", r.name, r.value, r.ceiling, r.ratio, r.note)
