@@ -53,9 +53,11 @@ type asset struct {
 	shell       bool // an HTML page: gets the security headers
 }
 
-// site is the prepared sale page: the shells and the assets by URL path.
+// site is the prepared sale page: the assets by URL path, and the HTML
+// shells by language and URL path.
 type site struct {
-	files map[string]*asset
+	files  map[string]*asset
+	shells map[string]map[string]*asset // language → "/" or "/sale" → shell
 }
 
 // loadSite is built once per process: the embedded files never change.
@@ -63,25 +65,32 @@ var loadSite = sync.OnceValues(func() (*site, error) { return buildSite(pageFile
 
 // buildSite prepares the files under page/: every asset under page/assets/
 // is served at /assets/NAME (short cache) and at /assets/STEM.HASH.EXT
-// (immutable), and the HTML shells refer to the versioned URLs.
+// (immutable), and the HTML shells refer to the versioned URLs. The shells
+// are rendered once per language from page/text.json, which also becomes
+// the asset text.js that the scripts read their sentences from.
 func buildSite(fsys fs.FS) (*site, error) {
-	s := &site{files: map[string]*asset{}}
+	s := &site{files: map[string]*asset{}, shells: map[string]map[string]*asset{}}
+	cat, err := loadCatalog(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("sale page: %w", err)
+	}
+	files := map[string][]byte{"text.js": cat.script()}
 	assets, err := fs.ReadDir(fsys, "page/assets")
 	if err != nil {
 		return nil, fmt.Errorf("sale page: %w", err)
 	}
-	// rewrites maps each plain asset URL, quoted as the HTML writes it, to
-	// its versioned URL.
-	var rewrites []string
 	for _, e := range assets {
 		if e.IsDir() {
 			continue
 		}
-		name := e.Name()
-		b, err := fs.ReadFile(fsys, "page/assets/"+name)
-		if err != nil {
+		if files[e.Name()], err = fs.ReadFile(fsys, "page/assets/"+e.Name()); err != nil {
 			return nil, fmt.Errorf("sale page: %w", err)
 		}
+	}
+	// rewrites maps each plain asset URL, quoted as the HTML writes it, to
+	// its versioned URL.
+	var rewrites []string
+	for name, b := range files {
 		sum := sha256.Sum256(b)
 		hash := hex.EncodeToString(sum[:])[:12]
 		ext := path.Ext(name)
@@ -91,12 +100,15 @@ func buildSite(fsys fs.FS) (*site, error) {
 		rewrites = append(rewrites, `"/assets/`+name+`"`, `"`+versioned+`"`)
 	}
 	rw := strings.NewReplacer(rewrites...)
-	for urlPath, file := range map[string]string{"/": "page/index.html", "/sale": "page/sale.html"} {
-		b, err := fs.ReadFile(fsys, file)
-		if err != nil {
-			return nil, fmt.Errorf("sale page: %w", err)
+	for _, lang := range languages {
+		s.shells[lang] = map[string]*asset{}
+		for urlPath, file := range map[string]string{"/": "page/index.html", "/sale": "page/sale.html"} {
+			b, err := cat.render(fsys, file, lang)
+			if err != nil {
+				return nil, fmt.Errorf("sale page: %w", err)
+			}
+			s.shells[lang][urlPath] = newAsset([]byte(rw.Replace(string(b))), ".html", cacheShell, true)
 		}
-		s.files[urlPath] = newAsset([]byte(rw.Replace(string(b))), ".html", cacheShell, true)
 	}
 	return s, nil
 }
@@ -144,8 +156,15 @@ func (s *server) routePage(r chi.Router) error {
 		return err
 	}
 	shell := func(key string) http.HandlerFunc {
-		a := st.files[key]
-		return func(w http.ResponseWriter, r *http.Request) { a.serve(w, r) }
+		return func(w http.ResponseWriter, r *http.Request) {
+			lang := pageLanguage(r)
+			h := w.Header()
+			// Caches keep one copy per language: the choice is made from
+			// these two headers (pageLanguage).
+			h.Add("Vary", "Accept-Language, Cookie")
+			h.Set("Content-Language", lang)
+			st.shells[lang][key].serve(w, r)
+		}
 	}
 	assets := func(w http.ResponseWriter, r *http.Request) {
 		a, ok := st.files[r.URL.Path]

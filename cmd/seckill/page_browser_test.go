@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,14 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
 // The sale page in a real browser: headless Chromium driven over the DevTools
-// protocol against a whole seckill started in-process. Screenshots of every
-// step go to $SECKILL_ARTIFACTS/sale-page (default: artifacts/ at the root of
-// the repository), for a human to look at when the page changes.
+// protocol against a whole seckill started in-process, once per language of
+// the page (English and Simplified Chinese, chosen by the browser's
+// Accept-Language). Screenshots of every step go to
+// $SECKILL_ARTIFACTS/sale-page/LANG (default: artifacts/ at the root of the
+// repository), for a human to look at when the page changes.
 
 // findChromium returns the browser to drive. Without one the test is skipped
 // on a developer's machine, but never in CI, which installs it (.ci/run).
@@ -99,8 +103,9 @@ func newBrowser(t *testing.T, exe string) *browser {
 
 // tab opens a new tab: a fresh sessionStorage, so a fresh shopper. phone
 // emulates a phone's screen (360 CSS pixels wide, touch, the viewport meta
-// tag honoured); with a clock skew, the page's Date is that far off.
-func (b *browser) tab(name string, phone bool, skew time.Duration) *tab {
+// tag honoured); with a clock skew, the page's Date is that far off; lang is
+// the tab's Accept-Language.
+func (b *browser) tab(name string, phone bool, skew time.Duration, lang string) *tab {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	b.t.Cleanup(cancel)
@@ -111,6 +116,9 @@ func (b *browser) tab(name string, phone bool, skew time.Duration) *tab {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(360, 780, chromedp.EmulateMobile, chromedp.EmulateScale(2))); err != nil {
 			b.t.Fatalf("emulate a phone in tab %s: %v", name, err)
 		}
+	}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}}); err != nil {
+		b.t.Fatalf("set the language of tab %s: %v", name, err)
 	}
 	msgs := chromedp.Console(ctx)
 	go func() {
@@ -140,7 +148,7 @@ func (b *browser) tab(name string, phone bool, skew time.Duration) *tab {
 			b.t.Fatalf("skew the clock of tab %s: %v", name, err)
 		}
 	}
-	return &tab{b: b, name: name, ctx: ctx}
+	return &tab{b: b, name: name, ctx: ctx, shot: b.shot}
 }
 
 func (b *browser) checkConsole() {
@@ -155,6 +163,7 @@ type tab struct {
 	b    *browser
 	name string
 	ctx  context.Context
+	shot string // where its screenshots go
 }
 
 // do runs actions with a timeout; the tab outlives it.
@@ -178,6 +187,36 @@ func (tb *tab) text(sel string) string {
 	return strings.TrimSpace(s)
 }
 
+// waitFor evaluates a JavaScript condition until it holds, through page
+// loads (an evaluation that meets a reload fails and is tried again).
+func (tb *tab) waitFor(what string, timeout time.Duration, cond string) {
+	tb.b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.screenshot("FAILED-" + tb.name)
+			tb.b.t.Fatalf("%s: %s: not after %v (%v)\npage: %s", tb.name, what, timeout, err, tb.text("main"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (tb *tab) attr(sel, name string) string {
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).getAttribute(%q) || ''`, sel, name)))
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	return s
+}
+
 func (tb *tab) disabled(sel string) bool {
 	tb.b.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
@@ -198,7 +237,11 @@ func (tb *tab) screenshot(name string) {
 		tb.b.t.Errorf("%s: screenshot %s: %v", tb.name, name, err)
 		return
 	}
-	p := filepath.Join(tb.b.shot, name+".png")
+	if err := os.MkdirAll(tb.shot, 0o755); err != nil {
+		tb.b.t.Errorf("screenshot directory: %v", err)
+		return
+	}
+	p := filepath.Join(tb.shot, name+".png")
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		tb.b.t.Errorf("save screenshot: %v", err)
 		return
@@ -208,17 +251,67 @@ func (tb *tab) screenshot(name string) {
 
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
+// pageText is one language of the page's sentences (http/page/text.json),
+// so the test expects what the page is meant to say in that language.
+type pageText map[string]any
+
+func loadPageText(t *testing.T, lang string) pageText {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "http", "page", "text.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all map[string]pageText
+	if err := json.Unmarshal(b, &all); err != nil {
+		t.Fatal(err)
+	}
+	if all[lang] == nil {
+		t.Fatalf("text.json has no %s", lang)
+	}
+	return all[lang]
+}
+
+// say is the sentence key with {name} placeholders filled from kv pairs.
+func (p pageText) say(key string, kv ...string) string {
+	s, _ := p[key].(string)
+	for i := 0; i+1 < len(kv); i += 2 {
+		s = strings.ReplaceAll(s, "{"+kv[i]+"}", kv[i+1])
+	}
+	return s
+}
+
+// prefix is the sentence up to its first placeholder.
+func (p pageText) prefix(key string) string {
+	s, _ := p[key].(string)
+	before, _, _ := strings.Cut(s, "{")
+	return before
+}
+
 func TestSalePageInBrowser(t *testing.T) {
 	exe := findChromium(t)
-	begin := time.Now()
 	s := startSystem(t, "SECKILL_DEV_SIGN_IN", "true")
-	b := newBrowser(t, exe)
-	defer b.checkConsole()
+	// One shopper's browser per language, with the Accept-Language such a
+	// browser sends; the page must follow it, and its switch must too.
+	for _, lang := range []struct{ tag, accept, other string }{
+		{"en", "en-US,en;q=0.9", "zh-CN"},
+		{"zh-CN", "zh-CN,zh;q=0.9,en;q=0.8", "en"},
+	} {
+		begin := time.Now()
+		b := newBrowser(t, exe)
+		b.shot = filepath.Join(b.shot, lang.tag)
+		salePageScenario(t, s, b, lang.tag, lang.accept, lang.other)
+		b.checkConsole()
+		t.Logf("browser test in %s took %v", lang.tag, time.Since(begin).Round(time.Millisecond))
+	}
+}
 
+// salePageScenario walks two shoppers through a sale in one language.
+func salePageScenario(t *testing.T, s *system, b *browser, lang, accept, other string) {
+	text := loadPageText(t, lang)
 	// Alice's device clock is an hour fast: a page that trusted it would
 	// open the sale at once.
-	alice := b.tab("alice", true, time.Hour)
-	bob := b.tab("bob", false, 0)
+	alice := b.tab("alice-"+lang, true, time.Hour, accept)
+	bob := b.tab("bob-"+lang, false, 0, accept)
 
 	// A sale of one unit that opens a few seconds from now, behind a purchase
 	// pass (require_token), which the page fetches once the sale is open.
@@ -244,11 +337,17 @@ func TestSalePageInBrowser(t *testing.T) {
 	if !alice.disabled("#buy") {
 		t.Error("buy button is enabled before the sale starts (the device clock is an hour fast)")
 	}
-	if got := alice.text("#countdown-label"); got != "Starts in" {
-		t.Errorf("countdown label before the start = %q", got)
+	if got := alice.text("#countdown-label"); got != text.say("starts_in") {
+		t.Errorf("%s: countdown label before the start = %q, want %q", lang, got, text.say("starts_in"))
 	}
-	if got := alice.text("#remaining"); got != "1 of 1" {
-		t.Errorf("remaining = %q, want 1 of 1", got)
+	if got, want := alice.text("#remaining"), text.say("remaining_of", "remaining", "1", "stock", "1"); got != want {
+		t.Errorf("%s: remaining = %q, want %q", lang, got, want)
+	}
+	if got := alice.attr("html", "lang"); got != lang {
+		t.Errorf("%s: <html lang> is %q", lang, got)
+	}
+	if got, want := alice.text("#buy"), text.say("buy_now"); got != want {
+		t.Errorf("%s: buy button says %q, want %q", lang, got, want)
 	}
 	alice.screenshot("01-before-start")
 	// The same check a moment before the start, after a few stock refreshes.
@@ -267,23 +366,23 @@ func TestSalePageInBrowser(t *testing.T) {
 	if early := startsAt.Sub(time.Now()); early > 500*time.Millisecond {
 		t.Errorf("buy button unlocked %v before the start", early)
 	}
-	if got := alice.text("#countdown-label"); got != "Ends in" {
-		t.Errorf("countdown label after the start = %q", got)
+	if got := alice.text("#countdown-label"); got != text.say("ends_in") {
+		t.Errorf("%s: countdown label after the start = %q, want %q", lang, got, text.say("ends_in"))
 	}
 
 	// The sale does require a pass: the page below must fetch one to buy.
-	if r := s.do("POST", "/v1/sales/"+sale+"/purchase", s.token("mallory"), `{"quantity":1}`); r.errCode() != "token_required" {
+	if r := s.do("POST", "/v1/sales/"+sale+"/purchase", s.token("mallory-"+lang), `{"quantity":1}`); r.errCode() != "token_required" {
 		t.Errorf("purchase without a pass: %d %s, want 403 token_required", r.status, r.raw)
 	}
 
 	// 3. Sign in as alice (dev sign-in) and buy.
 	alice.do("sign in", 20*time.Second,
-		chromedp.SendKeys(css("#user-id"), "alice"),
+		chromedp.SendKeys(css("#user-id"), "alice-"+lang),
 		chromedp.Click(css("#sign-in")),
 		chromedp.WaitVisible(css("#who")),
 	)
-	if got := alice.text("#who-name"); got != "alice" {
-		t.Errorf("signed in as %q, want alice", got)
+	if got := alice.text("#who-name"); got != "alice-"+lang {
+		t.Errorf("signed in as %q, want alice-%s", got, lang)
 	}
 	alice.screenshot("02-open-signed-in")
 	alice.do("buy", 20*time.Second,
@@ -301,7 +400,8 @@ func TestSalePageInBrowser(t *testing.T) {
 	if !alice.disabled("#buy") {
 		t.Error("buy button is enabled while the order waits for payment")
 	}
-	alice.do("see the stock go", 10*time.Second, chromedp.Poll[chromedp.Void](`document.querySelector('#remaining').innerText === '0 of 1'`))
+	soldOut := text.say("remaining_of", "remaining", "0", "stock", "1")
+	alice.do("see the stock go", 10*time.Second, chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('#remaining').innerText === %q`, soldOut)))
 	alice.screenshot("03-reserved")
 
 	// 4. Pay.
@@ -309,11 +409,11 @@ func TestSalePageInBrowser(t *testing.T) {
 		chromedp.Click(css("#pay")),
 		chromedp.WaitVisible(css(`#order[data-status="paid"]`)),
 	)
-	if got := alice.text("#order-status"); !strings.Contains(got, "Paid") {
-		t.Errorf("order status after paying = %q", got)
+	if got := alice.text("#order-status"); got != text.say("order_paid") {
+		t.Errorf("%s: order status after paying = %q, want %q", lang, got, text.say("order_paid"))
 	}
 	alice.screenshot("04-paid")
-	if r := s.do("GET", "/v1/orders/"+order, s.token("alice"), ""); r.status != http.StatusOK || r.str("status") != "paid" {
+	if r := s.do("GET", "/v1/orders/"+order, s.token("alice-"+lang), ""); r.status != http.StatusOK || r.str("status") != "paid" {
 		t.Errorf("the API has order %s as %d %s, want paid", order, r.status, r.raw)
 	}
 
@@ -326,23 +426,23 @@ func TestSalePageInBrowser(t *testing.T) {
 		chromedp.SendKeys(css("#user-id"), "bob smith"),
 		chromedp.Click(css("#sign-in")),
 	)
-	if got := bob.text("#sign-in-error"); !strings.Contains(got, "1 to 64") {
-		t.Errorf("sign-in error for a bad user id = %q", got)
+	if got := bob.text("#sign-in-error"); got != text.say("bad_user_id") {
+		t.Errorf("%s: sign-in error for a bad user id = %q, want %q", lang, got, text.say("bad_user_id"))
 	}
 	bob.do("sign in", 20*time.Second,
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('#user-id').value = ''`),
-		chromedp.SendKeys(css("#user-id"), "bob"),
+		chromedp.SendKeys(css("#user-id"), "bob-"+lang),
 		chromedp.Click(css("#sign-in")),
 		chromedp.WaitVisible(css("#who")),
 	)
-	if !bob.disabled("#buy") || bob.text("#buy") != "Sold out" {
-		t.Errorf("bob's buy button: disabled %v, label %q; want disabled, Sold out", bob.disabled("#buy"), bob.text("#buy"))
+	if !bob.disabled("#buy") || bob.text("#buy") != text.say("btn_sold_out") {
+		t.Errorf("%s: bob's buy button: disabled %v, label %q; want disabled, %q", lang, bob.disabled("#buy"), bob.text("#buy"), text.say("btn_sold_out"))
 	}
-	if got := bob.text("#buy-help"); !strings.Contains(got, "Sold out") {
-		t.Errorf("bob is told %q, want a sold-out message", got)
+	if got := bob.text("#buy-help"); !strings.HasPrefix(got, text.prefix("help_sold_out")) {
+		t.Errorf("%s: bob is told %q, want %q…", lang, got, text.prefix("help_sold_out"))
 	}
-	if got := bob.text("#remaining"); got != "0 of 1" {
-		t.Errorf("bob sees remaining %q, want 0 of 1", got)
+	if got := bob.text("#remaining"); got != soldOut {
+		t.Errorf("%s: bob sees remaining %q, want %q", lang, got, soldOut)
 	}
 	bob.screenshot("05-sold-out")
 
@@ -359,5 +459,22 @@ func TestSalePageInBrowser(t *testing.T) {
 		chromedp.WaitVisible(css(fmt.Sprintf(`#sales a[href="/sale/%s"]`, sale))),
 	)
 	bob.screenshot("06-index")
-	t.Logf("browser test took %v", time.Since(begin).Round(time.Millisecond))
+
+	// 7. The switch: the other language, kept across pages by its cookie.
+	bob.do("switch the language", 20*time.Second,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(css(`#sale[data-phase="sold_out"]`)),
+		chromedp.Click(css("#lang-switch")),
+	)
+	// The click reloads the page: poll across the reload.
+	bob.waitFor("the page in "+other, 20*time.Second,
+		fmt.Sprintf(`document.documentElement.lang === %q && document.querySelector('#sale').dataset.phase === 'sold_out'`, other))
+	otherText := loadPageText(t, other)
+	if got := bob.text("#buy"); got != otherText.say("btn_sold_out") {
+		t.Errorf("%s → %s: buy button says %q, want %q", lang, other, got, otherText.say("btn_sold_out"))
+	}
+	if got := bob.text("#who-name"); got != "bob-"+lang {
+		t.Errorf("%s → %s: the switch lost the sign-in (who = %q)", lang, other, got)
+	}
+	bob.screenshot("07-switched-to-" + other)
 }

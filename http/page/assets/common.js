@@ -1,8 +1,42 @@
 // common.js: what the sale page and the index share: the API client, the
-// server clock, the sign-in token, and the human messages for error codes.
-// Plain script, no build step; it defines window.Seckill.
+// server clock, the sign-in token, the page's language, and the human
+// messages for error codes. Plain script, no build step; it defines
+// window.Seckill. Every sentence comes from text.js (the server makes it
+// from http/page/text.json), in the language the server chose for the page.
 (function () {
   'use strict';
+
+  // ---- Language --------------------------------------------------------------
+  // The server picks the language from Accept-Language (or the switch's
+  // cookie) and writes it on <html lang>; the sentences follow it.
+  var LANG = document.documentElement.lang === 'zh-CN' ? 'zh-CN' : 'en';
+  var TEXT = window.SeckillText || {};
+
+  // t is the sentence key in the page's language with {name} placeholders
+  // filled from params; a sentence with plural forms picks one by params.n.
+  function t(key, params) {
+    var v = (TEXT[LANG] || {})[key];
+    if (v === undefined) v = (TEXT.en || {})[key];
+    if (v === undefined) return key;
+    if (typeof v === 'object') v = params && params.n === 1 ? v.one : v.other;
+    return v.replace(/\{(\w+)\}/g, function (m, k) {
+      return params && params[k] !== undefined ? String(params[k]) : m;
+    });
+  }
+
+  // The switch reloads the page in the other language: the server renders
+  // the shell, so a cookie tells it the shopper's choice over the browser's.
+  // A reload keeps the sign-in and the order (sessionStorage).
+  function wireSwitch() {
+    var b = document.getElementById('lang-switch');
+    if (!b) return;
+    b.addEventListener('click', function () {
+      var lang = b.getAttribute('data-lang') === 'zh-CN' ? 'zh-CN' : 'en';
+      document.cookie = 'seckill_lang=' + lang + '; Path=/; Max-Age=31536000; SameSite=Lax';
+      location.reload();
+    });
+  }
+  wireSwitch();
 
   // ---- The server clock ----------------------------------------------------
   // Countdowns and the buy button follow the SERVER's clock, never the
@@ -151,41 +185,18 @@
   }
 
   // ---- Messages ------------------------------------------------------------
-  // One sentence a shopper can act on, for every error code the API returns.
-  var MESSAGES = {
-    sold_out: 'Sold out: every unit is taken. Units of unpaid orders can come back, so this page keeps checking.',
-    insufficient_stock: 'There is not enough stock left for that quantity.',
-    limit_reached: 'You have already bought as many as one person may in this sale.',
-    rate_limited: 'Too many requests right now.',
-    not_started: 'The sale has not started yet. The button unlocks when it does.',
-    not_yet_released: 'No units have been released yet. Try again in a moment.',
-    ended: 'This sale has ended.',
-    blocked: 'This account cannot buy in this sale. If you think that is a mistake, contact support.',
-    token_required: 'This sale needs a purchase pass that this page does not have. Reload the page and try again.',
-    unauthenticated: 'Your sign-in is missing or has expired. Please sign in again.',
-    forbidden: 'You are not allowed to do that.',
-    expired: 'The time to pay ran out, so the reservation was released.',
-    already_paid: 'This order is already paid.',
-    sale_not_found: 'There is no sale with this id. Check the address.',
-    order_not_found: 'This order could not be found.',
-    invalid_request: 'The request was not accepted',
-    malformed_json: 'The request was not accepted',
-    conflict: 'Something changed at the same moment. Please try again.',
-    network: 'Could not reach the server. Check your connection and try again.',
-    unavailable: 'The server is busy. Please try again in a moment.',
-    internal: 'Something went wrong on our side. Please try again.'
-  };
-
+  // One sentence a shopper can act on, for every error code the API returns
+  // (text.json's err_CODE), in the page's language.
   function message(res) {
-    var m = MESSAGES[res.code];
-    if (res.code === 'invalid_request' || res.code === 'malformed_json') return m + ': ' + res.message + '.';
-    if (res.code === 'rate_limited') {
+    var code = res.code || '';
+    if (code === 'invalid_request' || code === 'malformed_json') return t('err_' + code, { detail: res.message });
+    if (code === 'rate_limited') {
       var s = Math.max(1, Math.ceil((res.retryAfterMS || 1000) / 1000));
-      return m + ' You can try again in ' + s + (s === 1 ? ' second.' : ' seconds.');
+      return t('try_again_in', { m: t('err_rate_limited'), n: s });
     }
-    if (m) return m;
-    if (res.status >= 500) return MESSAGES.internal;
-    return 'Something went wrong (' + (res.code || res.status) + '). Please try again.';
+    if (/^[a-z_]+$/.test(code) && ((TEXT.en || {})['err_' + code] !== undefined)) return t('err_' + code);
+    if (res.status >= 500) return t('err_internal');
+    return t('err_other', { code: code || res.status });
   }
 
   // ---- Formatting ----------------------------------------------------------
@@ -197,7 +208,7 @@
     var s = Math.max(0, Math.ceil(ms / 1000));
     var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
     s = s % 60;
-    if (d > 0) return d + ' d ' + pad(h) + ':' + pad(m) + ':' + pad(s);
+    if (d > 0) return t('days_short', { d: d, hms: pad(h) + ':' + pad(m) + ':' + pad(s) });
     if (h > 0) return h + ':' + pad(m) + ':' + pad(s);
     return m + ':' + pad(s);
   }
@@ -205,23 +216,23 @@
   // spoken is a duration as words, for screen readers and help text.
   function spoken(ms) {
     var s = Math.max(0, Math.ceil(ms / 1000));
-    if (s < 60) return s + (s === 1 ? ' second' : ' seconds');
+    if (s < 60) return t('seconds', { n: s });
     var m = Math.round(s / 60);
-    if (m < 60) return m + (m === 1 ? ' minute' : ' minutes');
+    if (m < 60) return t('minutes', { n: m });
     var h = Math.round(m / 60);
-    if (h < 48) return h + (h === 1 ? ' hour' : ' hours');
-    return Math.round(h / 24) + ' days';
+    if (h < 48) return t('hours', { n: h });
+    return t('days', { n: Math.round(h / 24) });
   }
 
   // price formats minor units in the sale's currency (an ISO 4217 code) in
-  // the shopper's locale; without a known currency, as a plain amount.
+  // the page's language; without a known currency, as a plain amount.
   var formats = {};
   function price(cents, currency) {
     if (typeof cents !== 'number') return '–';
     var key = /^[A-Z]{3}$/.test(currency || '') ? currency : '';
     if (!(key in formats)) {
       try {
-        formats[key] = new Intl.NumberFormat(undefined, key ? { style: 'currency', currency: key }
+        formats[key] = new Intl.NumberFormat(LANG, key ? { style: 'currency', currency: key }
           : { minimumFractionDigits: 2, maximumFractionDigits: 2 });
       } catch (e) {
         formats[key] = null;
@@ -230,12 +241,12 @@
     return formats[key] ? formats[key].format(cents / 100) : (cents / 100).toFixed(2) + (key ? ' ' + key : '');
   }
 
-  // at formats an instant in the shopper's time zone. It formats a time the
+  // at formats an instant in the shopper's time zone and the page's language. It formats a time the
   // server gave; it does not read the device's clock.
   function at(ms) {
     if (!Number.isFinite(ms)) return '';
     try {
-      return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+      return new Date(ms).toLocaleString(LANG, { dateStyle: 'medium', timeStyle: 'medium' });
     } catch (e) {
       return new Date(ms).toString();
     }
@@ -249,6 +260,6 @@
     api: api, now: now, parseTime: parseTime, uuid: uuid,
     token: token, setToken: setToken, user: user, claims: claims,
     load: load, save: save, validID: function (id) { return ID.test(id); },
-    message: message, duration: duration, spoken: spoken, price: price, at: at, text: text
+    lang: LANG, t: t, message: message, duration: duration, spoken: spoken, price: price, at: at, text: text
   };
 })();

@@ -9,7 +9,7 @@
     var id = $('sale-id').value.trim();
     if (!S.validID(id)) {
       $('sale-id').setAttribute('aria-invalid', 'true');
-      S.text($('open-error'), 'A sale id is 1 to 64 letters, digits, “-” or “_”.');
+      S.text($('open-error'), S.t('bad_sale_id'));
       $('sale-id').focus();
       return;
     }
@@ -18,9 +18,9 @@
 
   function phase(sale, now) {
     var starts = S.parseTime(sale.starts_at), ends = S.parseTime(sale.ends_at);
-    if (sale.ended || now >= ends) return 'ended';
-    if (now < starts) return 'starts in ' + S.spoken(starts - now);
-    return 'on now';
+    if (sale.ended || now >= ends) return S.t('list_ended');
+    if (now < starts) return S.t('list_starts_in', { time: S.spoken(starts - now) });
+    return S.t('list_on_now');
   }
 
   // The list is a nicety: when the server does not offer it, the form is enough.

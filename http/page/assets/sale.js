@@ -102,32 +102,32 @@
     $('sale').setAttribute('data-phase', phase);
 
     if (phase === 'missing') {
-      S.text($('sale-name'), 'Sale not found');
-      document.title = 'Sale not found · seckill';
+      S.text($('sale-name'), S.t('sale_not_found'));
+      document.title = S.t('title_missing');
       S.text($('countdown-label'), '');
       S.text($('countdown'), '');
       S.text($('buy-help'), S.message(st.saleErr));
     } else if (sale) {
       S.text($('sale-name'), sale.name);
-      document.title = sale.name + ' · flash sale · seckill';
+      document.title = S.t('title_sale_named', { name: sale.name });
       S.text($('price'), S.price(sale.price_cents, sale.currency));
-      S.text($('remaining'), sale.remaining + ' of ' + sale.stock);
+      S.text($('remaining'), S.t('remaining_of', { remaining: sale.remaining, stock: sale.stock }));
       S.text($('limit'), String(sale.per_user_limit));
       var pct = sale.stock > 0 ? Math.max(0, Math.min(100, 100 * sale.remaining / sale.stock)) : 0;
       $('stockbar-fill').style.width = pct + '%';
       var starts = S.parseTime(sale.starts_at), ends = S.parseTime(sale.ends_at);
       if (phase === 'upcoming') {
-        S.text($('countdown-label'), 'Starts in');
+        S.text($('countdown-label'), S.t('starts_in'));
         S.text($('countdown'), S.duration(starts - now));
-        S.text($('when'), 'Opens ' + S.at(starts) + ' (your time zone)');
+        S.text($('when'), S.t('opens_at', { at: S.at(starts) }));
       } else if (phase === 'active' || phase === 'sold_out') {
-        S.text($('countdown-label'), 'Ends in');
+        S.text($('countdown-label'), S.t('ends_in'));
         S.text($('countdown'), S.duration(ends - now));
-        S.text($('when'), 'Closes ' + S.at(ends));
+        S.text($('when'), S.t('closes_at', { at: S.at(ends) }));
       } else {
-        S.text($('countdown-label'), 'Sale ended');
+        S.text($('countdown-label'), S.t('sale_ended'));
         S.text($('countdown'), '');
-        S.text($('when'), sale.end_reason === 'ended_early' ? 'The seller ended this sale early.' : 'Closed ' + S.at(ends));
+        S.text($('when'), sale.end_reason === 'ended_early' ? S.t('ended_early') : S.t('closed_at', { at: S.at(ends) }));
       }
       S.text($('buy-help'), helpFor(phase, sale));
     } else if (st.saleErr) {
@@ -137,23 +137,22 @@
     renderOrder(now);
 
     if (prev !== phase && prev !== 'loading') {
-      if (phase === 'active') announce('The sale is open. You can buy now.');
-      else if (phase === 'sold_out') announce('Sold out.');
-      else if (phase === 'ended') announce('The sale has ended.');
+      if (phase === 'active') announce(S.t('announce_open'));
+      else if (phase === 'sold_out') announce(S.t('announce_sold_out'));
+      else if (phase === 'ended') announce(S.t('announce_ended'));
     }
   }
 
   function helpFor(phase, sale) {
-    if ((phase === 'active' || phase === 'sold_out') && orderOpen()) return 'Your unit is reserved: pay for it below.';
+    if ((phase === 'active' || phase === 'sold_out') && orderOpen()) return S.t('help_reserved');
     switch (phase) {
-      case 'upcoming': return 'The button unlocks when the sale starts, by the server\'s clock.';
+      case 'upcoming': return S.t('help_upcoming');
       case 'active':
-        if (!S.token()) return 'Sign in below, then press Buy now.';
-        return 'You will have ' + S.spoken(sale.pay_within_s * 1000) + ' to pay once your unit is reserved.';
+        if (!S.token()) return S.t('help_sign_in');
+        return S.t('help_active', { pay: S.spoken(sale.pay_within_s * 1000) });
       case 'sold_out':
-        return 'Sold out: every unit is taken. Unpaid reservations are released after ' +
-          S.spoken(sale.pay_within_s * 1000) + ', so this page keeps checking.';
-      case 'ended': return 'This sale is over.';
+        return S.t('help_sold_out', { pay: S.spoken(sale.pay_within_s * 1000) });
+      case 'ended': return S.t('help_ended');
     }
     return '';
   }
@@ -161,13 +160,13 @@
   function renderBuy(phase, now) {
     var b = $('buy');
     var waiting = Number.isFinite(st.waitUntil) && now < st.waitUntil;
-    var label = 'Buy now';
-    if ((phase === 'active' || phase === 'sold_out') && orderOpen()) label = 'Reserved: pay below';
-    else if (phase === 'sold_out') label = 'Sold out';
-    else if (phase === 'ended') label = 'Sale ended';
-    else if (phase === 'missing') label = 'Not available';
-    else if (st.buying) label = 'Buying…';
-    else if (phase === 'active' && waiting) label = 'Try again in ' + S.duration(st.waitUntil - now);
+    var label = S.t('buy_now');
+    if ((phase === 'active' || phase === 'sold_out') && orderOpen()) label = S.t('btn_reserved');
+    else if (phase === 'sold_out') label = S.t('btn_sold_out');
+    else if (phase === 'ended') label = S.t('btn_ended');
+    else if (phase === 'missing') label = S.t('btn_missing');
+    else if (st.buying) label = S.t('btn_buying');
+    else if (phase === 'active' && waiting) label = S.t('btn_try_again', { time: S.duration(st.waitUntil - now) });
     S.text(b, label);
     var enabled = phase === 'active' && !st.buying && !waiting && !orderOpen();
     if (b.disabled === enabled) b.disabled = !enabled;
@@ -219,7 +218,7 @@
   function buy() {
     var token = S.token();
     if (!token) {
-      showError('buy-error', 'Sign in first: enter a user id below.', true);
+      showError('buy-error', S.t('sign_in_first'), true);
       $('user-id').focus();
       return;
     }
@@ -232,7 +231,7 @@
     purchase(token, S.uuid(), 0, false).then(function (res) {
       st.buying = false;
       if (res.ok && res.data && res.data.order_id) {
-        announce('Order placed. Confirming your reservation…');
+        announce(S.t('order_pending'));
         setOrder(res.data.order_id, res.data);
         refreshSale(); // the stock just changed; show it now, not in 2 s
       } else {
@@ -256,7 +255,7 @@
         if (res.retryAfterMS) st.waitUntil = S.now() + res.retryAfterMS;
         break;
       case 'limit_reached':
-        if (st.sale) msg += ' The limit is ' + st.sale.per_user_limit + ' per person.';
+        if (st.sale) msg += (S.lang === 'en' ? ' ' : '') + S.t('limit_is', { n: st.sale.per_user_limit });
         findMyOrder();
         break;
       case 'sold_out':
@@ -316,9 +315,9 @@
     var before = st.order ? st.order.status : '';
     st.order = o;
     if (o.status !== before) {
-      if (o.status === 'reserved') announce('Reserved for you. Pay within ' + S.spoken(S.parseTime(o.pay_by) - S.now()) + ' to keep it.');
-      else if (o.status === 'paid') announce('Paid. Your order is confirmed.');
-      else if (o.status === 'expired') announce('Your reservation expired: the time to pay ran out.');
+      if (o.status === 'reserved') announce(S.t('order_reserved_pay', { time: S.spoken(S.parseTime(o.pay_by) - S.now()) }));
+      else if (o.status === 'paid') announce(S.t('order_paid_short'));
+      else if (o.status === 'expired') announce(S.t('order_expired_short'));
     }
     render();
     if (o.status === 'reserved' && st.focusPay) {
@@ -375,11 +374,11 @@
     var open = status === 'reserved' && Number.isFinite(now) && now < payBy;
     var msg;
     switch (status) {
-      case 'pending': msg = 'Order placed. Confirming your reservation…'; break;
-      case 'reserved': msg = open ? 'Reserved for you. Pay before the time runs out to keep it.' : 'The time to pay is up. Checking with the server…'; break;
-      case 'paid': msg = 'Paid. Thank you: your order is confirmed.'; break;
-      case 'expired': msg = 'Expired: the time to pay ran out and the unit went back on sale.'; break;
-      default: msg = 'Status: ' + status;
+      case 'pending': msg = S.t('order_pending'); break;
+      case 'reserved': msg = open ? S.t('order_reserved') : S.t('order_time_up'); break;
+      case 'paid': msg = S.t('order_paid'); break;
+      case 'expired': msg = S.t('order_expired'); break;
+      default: msg = S.t('order_status', { status: status });
     }
     S.text($('order-status'), msg);
     S.text($('order-id'), st.orderID);
@@ -390,7 +389,7 @@
     var pay = $('pay');
     pay.hidden = !open;
     pay.disabled = st.paying;
-    S.text(pay, st.paying ? 'Paying…' : 'Pay ' + S.price(o ? o.amount_cents : 0, currency));
+    S.text(pay, st.paying ? S.t('paying') : S.t('pay_amount', { amount: S.price(o ? o.amount_cents : 0, currency) }));
   }
 
   // ---- Paying ----------------------------------------------------------------
@@ -469,7 +468,7 @@
 
   function afterSignIn(user) {
     signedIn();
-    announce('Signed in as ' + user + '.');
+    announce(S.t('signed_in', { user: user }));
     var b = $('buy');
     if (!b.disabled) b.focus(); else $('sale-name').focus();
   }
@@ -480,7 +479,7 @@
     var id = input.value.trim();
     if (!S.validID(id)) {
       input.setAttribute('aria-invalid', 'true');
-      showError('sign-in-error', 'A user id is 1 to 64 letters, digits, “-” or “_”.');
+      showError('sign-in-error', S.t('bad_user_id'));
       input.focus();
       return;
     }
@@ -493,7 +492,7 @@
         S.setToken(res.data.token);
         afterSignIn(id);
       } else if (res.status === 404 || res.status === 405) {
-        showError('sign-in-error', 'Sign-in by user id is turned off on this server. Sign in with a token instead.');
+        showError('sign-in-error', S.t('dev_sign_in_off'));
         $('token-details').open = true;
         $('token-input').focus();
       } else {
@@ -507,13 +506,13 @@
     var t = $('token-input').value.trim().replace(/^Bearer\s+/i, '');
     var c = S.claims(t);
     if (!c) {
-      showError('sign-in-error', 'That does not look like a token: it has three parts separated by dots.');
+      showError('sign-in-error', S.t('bad_token'));
       $('token-input').focus();
       return;
     }
     S.setToken(t);
     if (!S.token()) {
-      showError('sign-in-error', 'That token has expired. Get a new one.');
+      showError('sign-in-error', S.t('token_expired'));
       return;
     }
     $('token-input').value = '';
@@ -530,9 +529,9 @@
 
   if (!S.validID(saleID)) {
     st.phase = 'missing';
-    S.text($('sale-name'), 'Sale not found');
-    S.text($('buy-help'), 'This address does not name a sale. Open one from the list of sales.');
-    S.text($('buy'), 'Not available');
+    S.text($('sale-name'), S.t('sale_not_found'));
+    S.text($('buy-help'), S.t('help_missing'));
+    S.text($('buy'), S.t('btn_missing'));
     $('account').hidden = true;
     return;
   }
