@@ -136,21 +136,37 @@ func (a *Authenticator) Verify(raw string) (Identity, error) {
 // authenticate requires a valid bearer token and puts the identity in the context.
 func (s *server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		raw, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || raw == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="seckill"`)
-			writeError(w, r, s.log, domain.ErrUnauthenticated)
-			return
+		if id, ok := s.identify(w, r); ok {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 		}
-		id, err := s.Auth.Verify(strings.TrimSpace(raw))
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="seckill", error="invalid_token"`)
-			writeError(w, r, s.log, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
+}
+
+// identify verifies the request's bearer token; without a valid one it
+// answers 401 itself and reports false.
+func (s *server) identify(w http.ResponseWriter, r *http.Request) (Identity, bool) {
+	raw, ok := bearerOf(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="seckill"`)
+		writeError(w, r, s.log, domain.ErrUnauthenticated)
+		return Identity{}, false
+	}
+	id, err := s.Auth.Verify(raw)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="seckill", error="invalid_token"`)
+		writeError(w, r, s.log, err)
+		return Identity{}, false
+	}
+	return id, true
+}
+
+// bearerOf is the request's bearer token, false when it sends none.
+func bearerOf(r *http.Request) (string, bool) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || raw == "" {
+		return "", false
+	}
+	return strings.TrimSpace(raw), true
 }
 
 // adminOnly lets only admins through; it runs after authenticate.

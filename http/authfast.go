@@ -42,45 +42,62 @@ func newMACs(secret []byte) *macs {
 // token in NewToken's exact shape; ok is false otherwise (invalid, or just
 // another shape), and the caller asks golang-jwt.
 func (a *Authenticator) fastVerify(raw string, now time.Time) (id Identity, exp time.Time, ok bool) {
-	rest, found := strings.CutPrefix(raw, hs256Header+".")
-	if !found {
-		return id, exp, false
-	}
-	claims64, sig64, found := strings.Cut(rest, ".")
-	if !found || strings.IndexByte(sig64, '.') >= 0 || len(claims64) > 512 || len(sig64) != 43 {
-		return id, exp, false
-	}
-	var claims [384]byte
-	n, err := strictB64.Decode(claims[:], []byte(claims64))
-	if err != nil {
-		return id, exp, false
-	}
-	var sig [32]byte
-	if m, err := strictB64.Decode(sig[:], []byte(sig64)); err != nil || m != len(sig) {
-		return id, exp, false
-	}
-	c, ok := parseCanonicalClaims(claims[:n])
+	t, ok := splitCanonical(raw)
 	if !ok {
 		return id, exp, false
 	}
 	mac := a.macs.pool.Get().(hash.Hash)
 	mac.Reset()
-	mac.Write([]byte(raw[:len(hs256Header)+1+len(claims64)]))
+	mac.Write([]byte(t.signed))
 	var sum [sha256.Size]byte
-	good := hmac.Equal(mac.Sum(sum[:0]), sig[:])
+	good := hmac.Equal(mac.Sum(sum[:0]), t.sig[:])
 	a.macs.pool.Put(mac)
 	if !good {
 		return id, exp, false
 	}
 	// golang-jwt's rules for these claims: exp required, now before exp plus
 	// the leeway; iat is not checked (no WithIssuedAt); no nbf in this shape.
-	exp = time.Unix(c.exp, 0)
-	if !now.Before(exp.Add(jwtLeeway)) || !domain.ValidID(c.sub) {
+	exp = time.Unix(t.claims.exp, 0)
+	if !now.Before(exp.Add(jwtLeeway)) || !domain.ValidID(t.claims.sub) {
 		return id, exp, false
 	}
 	// A copy of the id alone: the identity is cached, and a substring would
 	// keep the whole decoded claims alive with it.
-	return Identity{UserID: strings.Clone(c.sub), Admin: c.role == "admin"}, exp, true
+	return Identity{UserID: strings.Clone(t.claims.sub), Admin: t.claims.role == "admin"}, exp, true
+}
+
+// canonicalToken is a token in NewToken's shape, taken apart but not checked.
+type canonicalToken struct {
+	signed string // header.claims, what the signature signs
+	sig    [32]byte
+	claims canonicalClaims
+}
+
+// splitCanonical takes raw apart when it has NewToken's exact shape (the
+// fixed HS256 header, canonical claims, strict unpadded base64url, a 32-byte
+// signature); false for any other shape. It checks no signature.
+func splitCanonical(raw string) (t canonicalToken, ok bool) {
+	rest, found := strings.CutPrefix(raw, hs256Header+".")
+	if !found {
+		return t, false
+	}
+	claims64, sig64, found := strings.Cut(rest, ".")
+	if !found || strings.IndexByte(sig64, '.') >= 0 || len(claims64) > 512 || len(sig64) != 43 {
+		return t, false
+	}
+	var claims [384]byte
+	n, err := strictB64.Decode(claims[:], []byte(claims64))
+	if err != nil {
+		return t, false
+	}
+	if m, err := strictB64.Decode(t.sig[:], []byte(sig64)); err != nil || m != len(t.sig) {
+		return t, false
+	}
+	if t.claims, ok = parseCanonicalClaims(claims[:n]); !ok {
+		return t, false
+	}
+	t.signed = raw[:len(hs256Header)+1+len(claims64)]
+	return t, true
 }
 
 type canonicalClaims struct {

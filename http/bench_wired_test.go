@@ -192,3 +192,15 @@ func BenchmarkWiredPurchase(b *testing.B) {
 	tokens := benchTokens(b, "p", b.N)
 	serveParallel(b, w, "/v1/sales/"+sale+"/purchase", tokens, http.StatusAccepted)
 }
+
+// BenchmarkWiredSoldOutNewUsers is the rejection path as a sale sees it
+// (issue 13): every request a user this node has not seen, so no token is in
+// the cache of verified tokens.
+func BenchmarkWiredSoldOutNewUsers(b *testing.B) {
+	w := newWiredBench(b)
+	sale := w.sale(b, 1)
+	if _, err := w.gate.Purchase(context.Background(), commands.Purchase{SaleID: sale, UserID: "first"}); err != nil {
+		b.Fatal(err)
+	}
+	serveParallel(b, w, "/v1/sales/"+sale+"/purchase", benchTokens(b, "n", b.N), http.StatusConflict)
+}

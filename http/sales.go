@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/domain"
 )
@@ -93,29 +91,3 @@ type purchaseRequest struct {
 
 // quantity is the quantity the request asks for (domain.PurchaseQuantity).
 func (req purchaseRequest) quantity() (int64, error) { return domain.PurchaseQuantity(req.Quantity) }
-
-func (s *server) purchase(w http.ResponseWriter, r *http.Request) {
-	qty, err := decodePurchase(w, r) // fastpath.go
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	id, _ := identityFrom(r.Context())
-	res, err := s.Gate.Purchase(r.Context(), commands.Purchase{
-		SaleID: chi.URLParam(r, "id"), UserID: id.UserID, Quantity: qty,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
-		Token:          r.Header.Get(commands.PurchaseTokenHeader),
-	})
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	status := http.StatusAccepted
-	if res.Replayed {
-		// A retry: same order as before, nothing new was accepted.
-		w.Header().Set("Idempotent-Replayed", "true")
-		status = http.StatusOK
-	}
-	w.Header()["Location"] = []string{"/v1/orders/" + res.OrderID}
-	writeReservation(w, status, res)
-}
