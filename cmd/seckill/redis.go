@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -17,6 +19,13 @@ import (
 //	redis://[user:pass@]host:port[/0][?options]           one server (rediss:// for TLS)
 //	redis+cluster://[user:pass@]h1:p1,h2:p2,h3:p3[?options] a cluster (rediss+cluster:// for TLS)
 //	redis://h1:p1?addr=h2:p2&addr=h3:p3&cluster=true       the same cluster, go-redis's own form
+//	redis+sentinel://[:pass@]s1:p1,s2:p2,s3:p3/master[?db=N] a primary and its replicas behind Sentinels
+//
+// A Sentinel URL names the Sentinels and the master's name they monitor:
+// the client asks them for the current primary, and when they promote a
+// replica it hears of it (+switch-master) and reconnects there. The
+// password is the Redis servers' (the Sentinels' own, if they have one,
+// goes in sentinel_password=).
 //
 // A cluster's addresses are seeds: the client learns the rest of the nodes
 // and the slot map from them, so one live seed is enough. Options are
@@ -24,6 +33,13 @@ import (
 // sale carries the hash tag {sale:ID}, so each gate script runs on the one
 // node that owns the sale's slot; different sales spread over the masters.
 func openRedis(raw string) (redis.UniversalClient, error) {
+	if isSentinelURL(raw) {
+		opt, err := parseSentinelURL(raw)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("bad Redis Sentinel URL: %v", err)}
+		}
+		return redis.NewFailoverClient(opt), nil
+	}
 	cluster, clean, err := clusterURL(raw)
 	if err != nil {
 		return nil, usageError{fmt.Sprintf("bad Redis URL: %v", err)}
@@ -44,6 +60,13 @@ func openRedis(raw string) (redis.UniversalClient, error) {
 		}
 		if opt.WriteTimeout == 0 {
 			opt.WriteTimeout = 2 * time.Second
+		}
+		// A master that dies answers no MOVED, the only thing that makes
+		// go-redis re-read the slot map before its 60 s default: until
+		// then it dials the dead master while a replica serves its
+		// slots. A CLUSTER SLOTS a second is nothing.
+		if opt.ClusterStateReloadInterval == 0 {
+			opt.ClusterStateReloadInterval = time.Second
 		}
 		opt.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(opt), nil
@@ -96,7 +119,7 @@ func clusterURL(raw string) (bool, string, error) {
 		u.Host = hosts[0]
 	case "redis", "rediss":
 	default:
-		return false, "", fmt.Errorf("scheme %q: want redis, rediss, redis+cluster or rediss+cluster", u.Scheme)
+		return false, "", fmt.Errorf("scheme %q: want redis, rediss, redis+cluster, rediss+cluster or redis+sentinel", u.Scheme)
 	}
 	if !hint {
 		if !u.Query().Has("cluster") {
@@ -112,6 +135,71 @@ func clusterURL(raw string) (bool, string, error) {
 	u.Path = ""
 	u.RawQuery = q.Encode()
 	return true, u.String(), nil
+}
+
+// isSentinelURL reports whether raw is a redis+sentinel:// (or
+// rediss+sentinel://) URL.
+func isSentinelURL(raw string) bool {
+	return strings.HasPrefix(raw, "redis+sentinel://") || strings.HasPrefix(raw, "rediss+sentinel://")
+}
+
+// parseSentinelURL reads redis+sentinel://[user:pass@]s1:p1,s2:p2/master[?db=N&options]
+// into go-redis's failover options, with the same pool and timeouts as a
+// single server.
+func parseSentinelURL(raw string) (*redis.FailoverOptions, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	master := strings.Trim(u.Path, "/")
+	if master == "" || strings.Contains(master, "/") {
+		return nil, fmt.Errorf("path %q: want /MASTERNAME, the name the Sentinels monitor", u.Path)
+	}
+	q := u.Query()
+	if q.Has("master_name") || q.Has("addr") {
+		return nil, errors.New("name the master in the path and the Sentinels in the host list, not in master_name= or addr=")
+	}
+	sentinelPass := q.Get("sentinel_password")
+	q.Del("sentinel_password")
+	hosts := strings.Split(u.Host, ",")
+	for i, h := range hosts {
+		if _, port, err := net.SplitHostPort(h); err != nil || port == "" {
+			return nil, fmt.Errorf("sentinel %q: want host:port", h)
+		}
+		if i > 0 {
+			q.Add("addr", h)
+		}
+	}
+	q.Set("master_name", master)
+	// go-redis's own form: the first Sentinel in the authority, the others
+	// as addr=; its userinfo names the Sentinels' credentials, so ours (the
+	// servers') travel as options.
+	g := url.URL{Scheme: strings.TrimSuffix(u.Scheme, "+sentinel"), Host: hosts[0]}
+	if u.User != nil {
+		if name := u.User.Username(); name != "" {
+			q.Set("username", name)
+		}
+		if pass, ok := u.User.Password(); ok {
+			q.Set("password", pass)
+		}
+	}
+	g.RawQuery = q.Encode()
+	opt, err := redis.ParseFailoverURL(g.String())
+	if err != nil {
+		return nil, err
+	}
+	opt.SentinelUsername, opt.SentinelPassword = "", sentinelPass
+	if opt.PoolSize == 0 {
+		opt.PoolSize = 128
+	}
+	if opt.ReadTimeout == 0 {
+		opt.ReadTimeout = 2 * time.Second
+	}
+	if opt.WriteTimeout == 0 {
+		opt.WriteTimeout = 2 * time.Second
+	}
+	opt.ContextTimeoutEnabled = true
+	return opt, nil
 }
 
 // pingRedis checks that Redis answers; on a cluster, every master, since

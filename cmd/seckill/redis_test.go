@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -56,5 +59,64 @@ func TestOpenRedisURLs(t *testing.T) {
 			}
 		}
 		rdb.Close()
+	}
+}
+
+func TestParseSentinelURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url       string
+		sentinels []string
+		master    string
+		db        int
+		user      string
+		pass      string
+		sentPass  string
+		wantErr   bool
+	}{
+		{url: "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/seckill",
+			sentinels: []string{"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"}, master: "seckill"},
+		{url: "redis+sentinel://:s3cret@h1:26379/mymaster?db=2&sentinel_password=sp&dial_timeout=3s",
+			sentinels: []string{"h1:26379"}, master: "mymaster", db: 2, pass: "s3cret", sentPass: "sp"},
+		{url: "rediss+sentinel://u:p@h1:26379/m", sentinels: []string{"h1:26379"}, master: "m", user: "u", pass: "p"},
+		{url: "redis+sentinel://h1:26379", wantErr: true},           // no master name
+		{url: "redis+sentinel://h1:26379/a/b", wantErr: true},       // not a name
+		{url: "redis+sentinel://h1,h2:26379/m", wantErr: true},      // a Sentinel without a port
+		{url: "redis+sentinel://h1:26379/m?bogus=1", wantErr: true}, // go-redis rejects unknown options
+		{url: "redis+sentinel://h1:26379/m?master_name=x", wantErr: true},
+		{url: "redis+sentinel://h1:26379/m?db=x", wantErr: true},
+	}
+	for _, tc := range tests {
+		opt, err := parseSentinelURL(tc.url)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("%s: no error", tc.url)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.url, err)
+			continue
+		}
+		if !slices.Equal(opt.SentinelAddrs, tc.sentinels) || opt.MasterName != tc.master || opt.DB != tc.db ||
+			opt.Username != tc.user || opt.Password != tc.pass || opt.SentinelPassword != tc.sentPass {
+			t.Errorf("%s: sentinels %v master %q db %d user %q pass %q sentinel pass %q", tc.url,
+				opt.SentinelAddrs, opt.MasterName, opt.DB, opt.Username, opt.Password, opt.SentinelPassword)
+		}
+		if opt.PoolSize != 128 || !opt.ContextTimeoutEnabled || opt.ReadTimeout != 2*time.Second {
+			t.Errorf("%s: pool %d, context timeouts %v, read timeout %v", tc.url, opt.PoolSize, opt.ContextTimeoutEnabled, opt.ReadTimeout)
+		}
+		if strings.HasPrefix(tc.url, "rediss") != (opt.TLSConfig != nil) {
+			t.Errorf("%s: TLS %v", tc.url, opt.TLSConfig != nil)
+		}
+	}
+	// openRedis takes the same URL, and a bad one is a usage error.
+	rdb, err := openRedis("redis+sentinel://127.0.0.1:1/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb.Close()
+	if _, err := openRedis("redis+sentinel://127.0.0.1:1"); !errors.As(err, new(usageError)) {
+		t.Errorf("no master name: %v; want a usage error", err)
 	}
 }

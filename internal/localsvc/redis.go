@@ -30,6 +30,9 @@ type RedisConfig struct {
 	// AppendFsync is when the append-only file is fsynced: "always",
 	// "everysec" (the default) or "no".
 	AppendFsync string
+	// ReplicaOf, "host:port", makes the server a replica of that primary
+	// (REPLICAOF) from its start.
+	ReplicaOf string
 	// ExtraArgs are passed to redis-server after ours, so they override them:
 	// "--save", "60 1000" turns RDB snapshots back on.
 	ExtraArgs []string
@@ -64,13 +67,19 @@ func (c RedisConfig) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("redis: AppendFsync %q is not always, everysec or no", c.AppendFsync))
 	}
+	if c.ReplicaOf != "" {
+		if _, _, err := net.SplitHostPort(c.ReplicaOf); err != nil {
+			errs = append(errs, fmt.Errorf("redis: ReplicaOf %q: want host:port", c.ReplicaOf))
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // Redis is a redis-server child process. Its methods are safe for concurrent use.
 type Redis struct {
-	cfg RedisConfig // defaults filled, Port fixed once started
-	bin string
+	cfg      RedisConfig     // defaults filled, Port fixed once started
+	sentinel *SentinelConfig // set for a Sentinel (sentinel.go)
+	bin      string
 
 	mu sync.Mutex // serializes Stop, Kill and Restart
 	p  *proc      // the current process, guarded by mu; it may have exited
@@ -118,6 +127,27 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 // start runs the server on port and waits until it is ready. On failure no
 // process is left running. The caller holds mu or owns r exclusively.
 func (r *Redis) start(ctx context.Context, port int) error {
+	args, err := r.args(port)
+	if err != nil {
+		return err
+	}
+	p, err := startProc(r.bin, args, r.cfg.Dir, r.LogFile(), nil)
+	if err != nil {
+		return err
+	}
+	if err := waitRedis(ctx, p, port); err != nil {
+		p.kill()
+		return err
+	}
+	r.p = p
+	return nil
+}
+
+// args are redis-server's arguments for a server on port.
+func (r *Redis) args(port int) ([]string, error) {
+	if r.sentinel != nil {
+		return r.sentinelArgs(port)
+	}
 	appendOnly := "no"
 	if r.cfg.AppendOnly {
 		appendOnly = "yes"
@@ -133,17 +163,11 @@ func (r *Redis) start(ctx context.Context, port int) error {
 		"--appendonly", appendOnly,
 		"--appendfsync", r.cfg.AppendFsync,
 	}
-	args = append(args, r.cfg.ExtraArgs...)
-	p, err := startProc(r.bin, args, r.cfg.Dir, r.LogFile(), nil)
-	if err != nil {
-		return err
+	if r.cfg.ReplicaOf != "" {
+		host, rport, _ := net.SplitHostPort(r.cfg.ReplicaOf) // Validate checked it
+		args = append(args, "--replicaof", host, rport)
 	}
-	if err := waitRedis(ctx, p, port); err != nil {
-		p.kill()
-		return err
-	}
-	r.p = p
-	return nil
+	return append(args, r.cfg.ExtraArgs...), nil
 }
 
 // waitRedis polls until the server on port answers PING and is our child p.
@@ -278,4 +302,21 @@ func (r *Redis) Restart(ctx context.Context) error {
 		return fmt.Errorf("restart redis on port %d: %w", r.cfg.Port, err)
 	}
 	return nil
+}
+
+// Freeze stops the server's process (SIGSTOP) without killing it: its
+// sockets stay open, the kernel accepts what others send, nothing answers.
+// A frozen replica is one that lags without end; Thaw resumes it.
+func (r *Redis) Freeze() error { return r.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (r *Redis) Thaw() error { return r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.p == nil || r.p.exited() {
+		return errors.New("redis: not running")
+	}
+	return r.p.cmd.Process.Signal(sig)
 }

@@ -27,6 +27,46 @@ import (
 // over them.
 func RedisCluster(t testing.TB, masters int) []string {
 	t.Helper()
+	return startCluster(t, masters, 0).Addrs()
+}
+
+// Cluster is a Redis Cluster of this test: its masters and, for each, its
+// replicas, as processes a fault test can Kill or Freeze.
+type Cluster struct {
+	Masters  []*localsvc.Redis
+	Replicas [][]*localsvc.Redis // Replicas[i] replicate Masters[i]
+}
+
+// Addrs are the masters' addresses, the seeds a cluster client needs.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Masters))
+	for i, n := range c.Masters {
+		out[i] = n.Addr()
+	}
+	return out
+}
+
+// RedisClusterReplicas is RedisCluster with replicas replicas per master,
+// linked and in sync when it returns. When a master dies the cluster fails
+// its slots over to a replica after the node timeout (ClusterNodeTimeout)
+// and an election.
+func RedisClusterReplicas(t testing.TB, masters, replicas int) *Cluster {
+	t.Helper()
+	return startCluster(t, masters, replicas)
+}
+
+// ClusterNodeTimeout is how long a cluster node of this package may be
+// unreachable before the others count it failed (and a replica of a master
+// takes its slots over).
+const ClusterNodeTimeout = 2000 * time.Millisecond
+
+// startCluster builds the cluster the way an operator does: each server
+// runs with cluster-enabled, `redis-cli --cluster create` spreads the 16384
+// slots over the masters, and each replica is added with
+// `redis-cli --cluster add-node --cluster-slave --cluster-master-id`, which
+// names its master exactly.
+func startCluster(t testing.TB, masters, replicas int) *Cluster {
+	t.Helper()
 	if masters < 3 {
 		t.Fatalf("testenv.RedisCluster: %d masters; Redis Cluster needs at least 3", masters)
 	}
@@ -37,11 +77,61 @@ func RedisCluster(t testing.TB, masters int) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 
-	// Start the nodes in parallel: each waits for its own PING.
-	nodes := make([]*localsvc.Redis, masters)
-	errs := make([]error, masters)
+	all := startClusterNodes(t, ctx, masters*(1+replicas))
+	c := &Cluster{Masters: all[:masters], Replicas: make([][]*localsvc.Redis, masters)}
+	addrs := c.Addrs()
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	if err := waitClusterOK(ctx, addrs, masters); err != nil {
+		t.Fatalf("testenv: %v\nredis-cli said:\n%s", err, out)
+	}
+	if replicas == 0 {
+		return c
+	}
+	for i, m := range c.Masters {
+		id, err := nodeID(ctx, m.Addr())
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		for k := range replicas {
+			r := all[masters+i*replicas+k]
+			out, err := exec.CommandContext(ctx, cli, "--cluster", "add-node", r.Addr(), m.Addr(),
+				"--cluster-slave", "--cluster-master-id", id).CombinedOutput()
+			if err != nil {
+				t.Fatalf("testenv: redis-cli --cluster add-node %s as a replica of %s: %v\n%s", r.Addr(), m.Addr(), err, out)
+			}
+			c.Replicas[i] = append(c.Replicas[i], r)
+		}
+	}
+	every := make([]string, len(all))
+	for i, n := range all {
+		every[i] = n.Addr()
+	}
+	if err := waitClusterOK(ctx, every, len(all)); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	for _, rs := range c.Replicas {
+		for _, r := range rs {
+			if err := WaitReplicaLinked(ctx, r.Addr()); err != nil {
+				t.Fatalf("testenv: cluster %v", err)
+			}
+		}
+	}
+	return c
+}
+
+// startClusterNodes starts n cluster-enabled servers in parallel (each
+// waits for its own PING), stopped when the test ends.
+func startClusterNodes(t testing.TB, ctx context.Context, n int) []*localsvc.Redis {
+	t.Helper()
+	nodes := make([]*localsvc.Redis, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i := range masters {
+	for i := range n {
 		wg.Go(func() { nodes[i], errs[i] = startClusterNode(ctx, t.TempDir()) })
 	}
 	wg.Wait()
@@ -59,21 +149,18 @@ func RedisCluster(t testing.TB, masters int) []string {
 			t.Fatalf("testenv: start cluster node: %v", err)
 		}
 	}
+	return nodes
+}
 
-	addrs := make([]string, masters)
-	for i, n := range nodes {
-		addrs[i] = n.Addr()
-	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+// nodeID is the cluster node id of the node at addr.
+func nodeID(ctx context.Context, addr string) (string, error) {
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
 	if err != nil {
-		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
+		return "", fmt.Errorf("CLUSTER MYID of %s: %w", addr, err)
 	}
-	if err := waitClusterOK(ctx, addrs); err != nil {
-		t.Fatalf("testenv: %v\nredis-cli said:\n%s", err, out)
-	}
-	return addrs
+	return id, nil
 }
 
 // RedisClusterClient is RedisCluster with a cluster client of it, closed
@@ -104,9 +191,9 @@ func startClusterNode(ctx context.Context, dir string) (*localsvc.Redis, error) 
 				"--cluster-config-file", "nodes.conf",
 				"--cluster-port", strconv.Itoa(bus),
 				// Short, so a test that kills a node sees the failure soon.
-				"--cluster-node-timeout", "2000",
-				// A test cluster has no replicas: a lost node must not make
-				// the rest refuse the slots they still serve.
+				"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout.Milliseconds())),
+				// A lost master without a replica must not make the rest
+				// refuse the slots they still serve.
 				"--cluster-require-full-coverage", "no",
 			},
 		})
@@ -135,10 +222,10 @@ func twoFreePorts() (int, int, error) {
 	return ports[0], ports[1], nil
 }
 
-// waitClusterOK waits until every node says the cluster is ok and knows
-// every other node: redis-cli returns once the slots are assigned, but the
+// waitClusterOK waits until every node of addrs says the cluster is ok and
+// knows known nodes: redis-cli returns once the slots are assigned, but the
 // nodes learn of each other over the bus a moment later.
-func waitClusterOK(ctx context.Context, addrs []string) error {
+func waitClusterOK(ctx context.Context, addrs []string, known int) error {
 	for _, addr := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: addr})
 		defer c.Close()
@@ -147,7 +234,7 @@ func waitClusterOK(ctx context.Context, addrs []string) error {
 			info, err := c.ClusterInfo(ctx).Result()
 			if err == nil && strings.Contains(info, "cluster_state:ok") &&
 				strings.Contains(info, "cluster_slots_ok:16384") &&
-				strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(len(addrs))+"\r\n") {
+				strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(known)+"\r\n") {
 				break
 			}
 			last = info

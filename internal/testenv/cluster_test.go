@@ -80,3 +80,63 @@ func TestRedisCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisClusterFailover kills a master of a cluster with a replica per
+// master and checks that the replica takes its slots over with the data
+// written (and WAITed for) before.
+func TestRedisClusterFailover(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cl := testenv.RedisClusterReplicas(t, 3, 1)
+	// go-redis re-reads the slot map on MOVED, and otherwise only every
+	// ClusterStateReloadInterval (60 s by default): a dead master answers
+	// no MOVED. seckill's client re-reads it every second (openRedis).
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), ClusterStateReloadInterval: time.Second})
+	defer c.Close()
+	const key = "{sale:x}:k"
+	if err := c.Set(ctx, key, "before", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// WAIT on the master's own connection: the write is on its replica.
+	if n, err := m.Do(ctx, "WAIT", 1, 1000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1 on %s: %d, %v", m.Options().Addr, n, err)
+	}
+	var victim, heir string
+	for i, n := range cl.Masters {
+		if n.Addr() == m.Options().Addr {
+			victim, heir = n.Addr(), cl.Replicas[i][0].Addr()
+			if err := n.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if victim == "" {
+		t.Fatalf("%s is none of the masters %v", m.Options().Addr, cl.Addrs())
+	}
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
+	for {
+		err := c.Set(ctx, "{sale:x}:k2", "after", 0).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			h := redis.NewClient(&redis.Options{Addr: heir})
+			nodes, _ := h.ClusterNodes(ctx).Result()
+			h.Close()
+			t.Fatalf("no write to the killed master's slot within 30s: %v; the replica's CLUSTER NODES:\n%s", err, nodes)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("slot of %s writable again %v after its master %s was killed", key, time.Since(start).Round(time.Millisecond), victim)
+	if v, err := c.Get(ctx, key).Result(); err != nil || v != "before" {
+		t.Errorf("%s = %q, %v after the failover; want before", key, v, err)
+	}
+	if now, err := c.MasterForKey(ctx, key); err != nil || now.Options().Addr != heir {
+		t.Errorf("the slot's master is %v (%v); want the replica %s", now, err, heir)
+	}
+}
