@@ -52,15 +52,7 @@ func openRedis(raw string) (redis.UniversalClient, error) {
 		// PoolSize is per node here: each node serves only its sales' share
 		// of the hot path, but a hot sale sits on one node and needs the
 		// same pool a single server would.
-		if opt.PoolSize == 0 {
-			opt.PoolSize = 128
-		}
-		if opt.ReadTimeout == 0 {
-			opt.ReadTimeout = 2 * time.Second
-		}
-		if opt.WriteTimeout == 0 {
-			opt.WriteTimeout = 2 * time.Second
-		}
+		poolDefaults(&opt.PoolSize, &opt.ReadTimeout, &opt.WriteTimeout, &opt.ContextTimeoutEnabled)
 		// A master that dies answers no MOVED, the only thing that makes
 		// go-redis re-read the slot map before its 60 s default: until
 		// then it dials the dead master while a replica serves its
@@ -68,23 +60,33 @@ func openRedis(raw string) (redis.UniversalClient, error) {
 		if opt.ClusterStateReloadInterval == 0 {
 			opt.ClusterStateReloadInterval = time.Second
 		}
-		opt.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(opt), nil
 	}
 	opt, err := redis.ParseURL(clean)
 	if err != nil {
 		return nil, usageError{fmt.Sprintf("bad Redis URL: %v", err)}
 	}
-	// Every request of the hot path is one EVALSHA; a pool the size of the
-	// expected concurrency keeps requests from queueing for a connection.
-	if opt.PoolSize == 0 {
-		opt.PoolSize = 128
-	}
-	opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second
-	// Let a caller's deadline (the gate's RedisTimeout on the purchase path)
-	// reach the socket, not only the 2s above.
-	opt.ContextTimeoutEnabled = true
+	poolDefaults(&opt.PoolSize, &opt.ReadTimeout, &opt.WriteTimeout, &opt.ContextTimeoutEnabled)
 	return redis.NewClient(opt), nil
+}
+
+// poolDefaults fills what a URL left unset, the same for every kind of
+// client. Every request of the hot path is one EVALSHA; a pool the size of
+// the expected concurrency keeps requests from queueing for a connection
+// (on a cluster the pool is per node, and a hot sale sits on one node).
+// Context timeouts let a caller's deadline (the gate's RedisTimeout on the
+// purchase path) reach the socket, not only the 2 s here.
+func poolDefaults(size *int, read, write *time.Duration, ctxTimeouts *bool) {
+	if *size == 0 {
+		*size = 128
+	}
+	if *read == 0 {
+		*read = 2 * time.Second
+	}
+	if *write == 0 {
+		*write = 2 * time.Second
+	}
+	*ctxTimeouts = true
 }
 
 // clusterURL tells whether raw names a cluster and returns it without our
@@ -189,16 +191,7 @@ func parseSentinelURL(raw string) (*redis.FailoverOptions, error) {
 		return nil, err
 	}
 	opt.SentinelUsername, opt.SentinelPassword = "", sentinelPass
-	if opt.PoolSize == 0 {
-		opt.PoolSize = 128
-	}
-	if opt.ReadTimeout == 0 {
-		opt.ReadTimeout = 2 * time.Second
-	}
-	if opt.WriteTimeout == 0 {
-		opt.WriteTimeout = 2 * time.Second
-	}
-	opt.ContextTimeoutEnabled = true
+	poolDefaults(&opt.PoolSize, &opt.ReadTimeout, &opt.WriteTimeout, &opt.ContextTimeoutEnabled)
 	return opt, nil
 }
 

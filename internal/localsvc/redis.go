@@ -43,14 +43,19 @@ func (c RedisConfig) withDefaults() (RedisConfig, error) {
 	if c.AppendFsync == "" {
 		c.AppendFsync = "everysec"
 	}
-	if c.Dir != "" {
-		abs, err := filepath.Abs(c.Dir)
-		if err != nil {
-			return c, fmt.Errorf("redis dir: %w", err)
-		}
-		c.Dir = abs
+	var err error
+	if c.Dir, err = absDir(c.Dir); err != nil {
+		return c, fmt.Errorf("redis dir: %w", err)
 	}
 	return c, c.Validate()
+}
+
+// absDir is dir made absolute; "" stays "" (Validate reports it).
+func absDir(dir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	return filepath.Abs(dir)
 }
 
 // Validate reports every problem with the configuration at once.
@@ -97,19 +102,26 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
+	return launchRedis(ctx, &Redis{cfg: cfg}, "redis")
+}
+
+// launchRedis starts r (a server or a Sentinel, cfg filled) on its port, or
+// on a free one, picking again when another process takes the free port
+// first. what names it in errors.
+func launchRedis(ctx context.Context, r *Redis, what string) (*Redis, error) {
 	bin, err := FindBinary("redis-server")
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+	r.bin = bin
+	if err := os.MkdirAll(r.cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	r := &Redis{cfg: cfg, bin: bin}
 	for attempt := 1; ; attempt++ {
-		port := cfg.Port
+		port := r.cfg.Port
 		if port == 0 {
 			if port, err = freePort(); err != nil {
-				return nil, fmt.Errorf("redis: %w", err)
+				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 		}
 		err = r.start(ctx, port)
@@ -118,8 +130,8 @@ func StartRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 			return r, nil
 		}
 		// Someone took the port between freePort and our bind: pick another.
-		if !errors.Is(err, errPortTaken) || cfg.Port != 0 || attempt == maxStartAttempts {
-			return nil, fmt.Errorf("redis on port %d: %w", port, err)
+		if !errors.Is(err, errPortTaken) || r.cfg.Port != 0 || attempt == maxStartAttempts {
+			return nil, fmt.Errorf("%s on port %d: %w", what, port, err)
 		}
 	}
 }

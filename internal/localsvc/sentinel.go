@@ -47,12 +47,9 @@ func (c SentinelConfig) withDefaults() (SentinelConfig, error) {
 	if c.FailoverTimeout == 0 {
 		c.FailoverTimeout = 3 * time.Minute
 	}
-	if c.Dir != "" {
-		abs, err := filepath.Abs(c.Dir)
-		if err != nil {
-			return c, fmt.Errorf("sentinel dir: %w", err)
-		}
-		c.Dir = abs
+	var err error
+	if c.Dir, err = absDir(c.Dir); err != nil {
+		return c, fmt.Errorf("sentinel dir: %w", err)
 	}
 	return c, c.Validate()
 }
@@ -89,30 +86,7 @@ func StartSentinel(ctx context.Context, cfg SentinelConfig) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin, err := FindBinary("redis-server")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sentinel: %w", err)
-	}
-	r := &Redis{cfg: RedisConfig{Dir: cfg.Dir, Port: cfg.Port}, sentinel: &cfg, bin: bin}
-	for attempt := 1; ; attempt++ {
-		port := cfg.Port
-		if port == 0 {
-			if port, err = freePort(); err != nil {
-				return nil, fmt.Errorf("sentinel: %w", err)
-			}
-		}
-		err = r.start(ctx, port)
-		if err == nil {
-			r.cfg.Port = port
-			return r, nil
-		}
-		if !errors.Is(err, errPortTaken) || cfg.Port != 0 || attempt == maxStartAttempts {
-			return nil, fmt.Errorf("sentinel on port %d: %w", port, err)
-		}
-	}
+	return launchRedis(ctx, &Redis{cfg: RedisConfig{Dir: cfg.Dir, Port: cfg.Port}, sentinel: &cfg}, "sentinel")
 }
 
 // sentinelArgs writes sentinel.conf, unless a previous run left one (it

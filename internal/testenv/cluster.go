@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,7 +76,9 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 
-	all := startClusterNodes(t, ctx, masters*(1+replicas))
+	all := startParallel(t, "cluster node", masters*(1+replicas), func() (*localsvc.Redis, error) {
+		return startClusterNode(ctx, t.TempDir())
+	})
 	c := &Cluster{Masters: all[:masters], Replicas: make([][]*localsvc.Redis, masters)}
 	addrs := c.Addrs()
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -122,34 +123,6 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 		}
 	}
 	return c
-}
-
-// startClusterNodes starts n cluster-enabled servers in parallel (each
-// waits for its own PING), stopped when the test ends.
-func startClusterNodes(t testing.TB, ctx context.Context, n int) []*localsvc.Redis {
-	t.Helper()
-	nodes := make([]*localsvc.Redis, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { nodes[i], errs[i] = startClusterNode(ctx, t.TempDir()) })
-	}
-	wg.Wait()
-	for i, n := range nodes {
-		if n != nil {
-			t.Cleanup(func() {
-				if err := n.Stop(); err != nil {
-					t.Errorf("testenv: cluster node %d: %v", i, err)
-				}
-			})
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			t.Fatalf("testenv: start cluster node: %v", err)
-		}
-	}
-	return nodes
 }
 
 // nodeID is the cluster node id of the node at addr.

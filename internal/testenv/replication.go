@@ -144,38 +144,48 @@ func RedisSentinels(t testing.TB, primary *localsvc.Redis, n int) *Sentinels {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	s := &Sentinels{Master: SentinelMaster, Nodes: make([]*localsvc.Redis, n)}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			s.Nodes[i], errs[i] = localsvc.StartSentinel(ctx, localsvc.SentinelConfig{
-				Dir: t.TempDir(), Master: SentinelMaster, MasterAddr: primary.Addr(), Quorum: n/2 + 1,
-				DownAfter: SentinelDownAfter, FailoverTimeout: SentinelFailoverTimeout,
-			})
+	s := &Sentinels{Master: SentinelMaster}
+	s.Nodes = startParallel(t, "sentinel", n, func() (*localsvc.Redis, error) {
+		return localsvc.StartSentinel(ctx, localsvc.SentinelConfig{
+			Dir: t.TempDir(), Master: SentinelMaster, MasterAddr: primary.Addr(), Quorum: n/2 + 1,
+			DownAfter: SentinelDownAfter, FailoverTimeout: SentinelFailoverTimeout,
 		})
-	}
-	wg.Wait()
-	for i, node := range s.Nodes {
-		if node != nil {
-			t.Cleanup(func() {
-				if err := node.Stop(); err != nil {
-					t.Errorf("testenv: sentinel %d: %v", i, err)
-				}
-			})
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			t.Fatalf("testenv: start sentinel: %v", err)
-		}
-	}
+	})
 	for _, node := range s.Nodes {
 		if err := waitSentinelKnows(ctx, node.Addr(), SentinelMaster, replicas, n-1); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
 	}
 	return s
+}
+
+// startParallel runs start n times at once (each server waits for its own
+// PING), stops what started when the test ends, and fails the test if any
+// start failed. what names the servers in errors.
+func startParallel(t testing.TB, what string, n int, start func() (*localsvc.Redis, error)) []*localsvc.Redis {
+	t.Helper()
+	nodes := make([]*localsvc.Redis, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { nodes[i], errs[i] = start() })
+	}
+	wg.Wait()
+	for i, node := range nodes {
+		if node != nil {
+			t.Cleanup(func() {
+				if err := node.Stop(); err != nil {
+					t.Errorf("testenv: %s %d: %v", what, i, err)
+				}
+			})
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("testenv: start %s: %v", what, err)
+		}
+	}
+	return nodes
 }
 
 // connectedReplicas is the number of replicas the primary at addr has.
