@@ -2,9 +2,10 @@ package domain
 
 import (
 	"fmt"
-	"hash/maphash"
 	"sort"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // SaleState is a sale as the log tells it. Every counter is a sum, so the fold
@@ -79,21 +80,36 @@ type OrderState struct {
 // Fold folds the log into sales and orders and notes every broken invariant.
 // Apply is idempotent: an event id seen before is skipped (delivery is
 // at-least-once), but a different body under a known id is a violation.
+//
+// Sales and Orders hold what is in memory: every sale and order of a fold
+// that never archived (all of the log), or only the open ones of a fold that
+// did (ArchiveClosed, fold_archive.go); Archived then holds the closed sales'
+// summaries, and the caller keeps their SaleArchive.
 type Fold struct {
 	Sales      map[string]*SaleState
 	Orders     map[string]*OrderState
+	Archived   map[string]*ArchivedSale
 	Events     int64 // distinct events applied
 	Duplicates int64
-	// seen holds a hash of each event's payload by id: a million events
-	// of a long log would otherwise keep a copy of every payload alive.
-	seen       map[string]uint64
-	seed       maphash.Seed
+	// seen holds a hash of each event's payload by id, and the event's sale
+	// (so a closed sale's ids leave memory with it): a long log would
+	// otherwise keep a copy of every payload alive. The hash is stable
+	// across processes (xxhash), since a snapshot keeps it.
+	seen       map[string]seenEvent
 	violations []string
+	// touched are the sales with events since the last ArchiveClosed.
+	touched map[string]struct{}
+}
+
+type seenEvent struct {
+	sum  uint64
+	sale string
 }
 
 // NewFold returns an empty fold.
 func NewFold() *Fold {
-	return &Fold{Sales: map[string]*SaleState{}, Orders: map[string]*OrderState{}, seen: map[string]uint64{}, seed: maphash.MakeSeed()}
+	return &Fold{Sales: map[string]*SaleState{}, Orders: map[string]*OrderState{}, Archived: map[string]*ArchivedSale{},
+		seen: map[string]seenEvent{}, touched: map[string]struct{}{}}
 }
 
 func (f *Fold) violate(format string, args ...any) {
@@ -121,15 +137,17 @@ func (f *Fold) order(id string) *OrderState {
 
 // Apply folds one decoded event. It returns false for a duplicate.
 func (f *Fold) Apply(env Envelope, ev Event) bool {
-	sum := maphash.Bytes(f.seed, env.Payload)
+	sum := xxhash.Sum64(env.Payload)
 	if prev, ok := f.seen[env.ID]; ok {
 		f.Duplicates++
-		if prev != sum {
+		if prev.sum != sum {
 			f.violate("event %s appears twice with different payloads", env.ID)
 		}
 		return false
 	}
-	f.seen[env.ID] = sum
+	sale := SaleOf(ev)
+	f.seen[env.ID] = seenEvent{sum: sum, sale: sale}
+	f.touched[sale] = struct{}{}
 	f.Events++
 	at := env.OccurredAt
 	switch e := ev.(type) {
@@ -196,46 +214,63 @@ func (f *Fold) Apply(env Envelope, ev Event) bool {
 }
 
 // Violations checks the invariants over everything folded so far and returns
-// one readable line per violation, sorted; none means the log is sound.
+// one readable line per violation, sorted; none means the log is sound. A
+// closed sale's violations were found when it was archived.
 func (f *Fold) Violations() []string {
 	out := append([]string(nil), f.violations...)
 	for id, s := range f.Sales {
-		if !s.Known {
-			out = append(out, fmt.Sprintf("sale %s: events without a SaleCreated", id))
-			continue
-		}
-		if sold := s.PaidQty + s.Outstanding(); sold > s.Stock {
-			out = append(out, fmt.Sprintf("sale %s: sold %d (paid %d + reserved %d) > stock %d", id, sold, s.PaidQty, s.Outstanding(), s.Stock))
-		}
-		if s.Remaining() < 0 {
-			out = append(out, fmt.Sprintf("sale %s: remaining pool %d < 0", id, s.Remaining()))
-		}
-		for user, units := range s.Buyers {
-			if units > s.PerUserLimit {
-				out = append(out, fmt.Sprintf("sale %s: user %s holds %d units, limit %d", id, user, units, s.PerUserLimit))
-			}
-		}
-		out = append(out, s.shardViolations(id)...)
+		out = append(out, saleViolations(id, s)...)
 	}
-	for id, o := range f.Orders {
-		switch {
-		case o.Status == "":
-			out = append(out, fmt.Sprintf("order %s: events for an order never placed", id))
-		case o.terminals > 1:
-			out = append(out, fmt.Sprintf("order %s: %d terminal states", id, o.terminals))
-		case !o.Reserved:
-			out = append(out, fmt.Sprintf("order %s: placed without a StockReserved", id))
-		case o.Status == StatusExpired && !o.Released:
-			out = append(out, fmt.Sprintf("order %s: expired but its stock was never released", id))
-		case o.Released && o.Status != StatusExpired:
-			out = append(out, fmt.Sprintf("order %s: stock released but the order is %s", id, o.Status))
-		}
-		if s, ok := f.Sales[o.SaleID]; o.SaleID != "" && (!ok || !s.Known) {
-			out = append(out, fmt.Sprintf("order %s: unknown sale %s", id, o.SaleID))
-		} else if v := orderShardViolation(o, s); ok && v != "" {
-			out = append(out, v)
-		}
+	for _, o := range f.Orders {
+		out = append(out, f.orderViolations(o)...)
+	}
+	for _, a := range f.Archived {
+		out = append(out, a.Violations...)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// saleViolations checks one sale's counters.
+func saleViolations(id string, s *SaleState) []string {
+	if !s.Known {
+		return []string{fmt.Sprintf("sale %s: events without a SaleCreated", id)}
+	}
+	var out []string
+	if sold := s.PaidQty + s.Outstanding(); sold > s.Stock {
+		out = append(out, fmt.Sprintf("sale %s: sold %d (paid %d + reserved %d) > stock %d", id, sold, s.PaidQty, s.Outstanding(), s.Stock))
+	}
+	if s.Remaining() < 0 {
+		out = append(out, fmt.Sprintf("sale %s: remaining pool %d < 0", id, s.Remaining()))
+	}
+	for user, units := range s.Buyers {
+		if units > s.PerUserLimit {
+			out = append(out, fmt.Sprintf("sale %s: user %s holds %d units, limit %d", id, user, units, s.PerUserLimit))
+		}
+	}
+	return append(out, s.shardViolations(id)...)
+}
+
+// orderViolations checks one order's life and that its sale is known.
+func (f *Fold) orderViolations(o *OrderState) []string {
+	var out []string
+	id := o.OrderID
+	switch {
+	case o.Status == "":
+		out = append(out, fmt.Sprintf("order %s: events for an order never placed", id))
+	case o.terminals > 1:
+		out = append(out, fmt.Sprintf("order %s: %d terminal states", id, o.terminals))
+	case !o.Reserved:
+		out = append(out, fmt.Sprintf("order %s: placed without a StockReserved", id))
+	case o.Status == StatusExpired && !o.Released:
+		out = append(out, fmt.Sprintf("order %s: expired but its stock was never released", id))
+	case o.Released && o.Status != StatusExpired:
+		out = append(out, fmt.Sprintf("order %s: stock released but the order is %s", id, o.Status))
+	}
+	if s, ok := f.SaleState(o.SaleID); o.SaleID != "" && (!ok || !s.Known) {
+		out = append(out, fmt.Sprintf("order %s: unknown sale %s", id, o.SaleID))
+	} else if v := orderShardViolation(o, s); ok && v != "" {
+		out = append(out, v)
+	}
 	return out
 }
