@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/seckill/seckill/domain"
@@ -28,12 +29,28 @@ func FoldLog(ctx context.Context, brokers []string, topic string) (*domain.Fold,
 	return FoldLogWith(ctx, brokers, topic, FoldOptions{})
 }
 
+// ErrFoldFrom is the error of a fold asked to continue from positions the
+// topic does not have (FoldOptions.From): it is not the log that was folded.
+var ErrFoldFrom = errors.New("cannot continue the fold")
+
 // FoldOptions are the optional parts of a fold.
 type FoldOptions struct {
 	// Progress, if set, is called now and then (every batch) with the
 	// records read so far and the records to read in all, from the
 	// folding goroutine.
 	Progress func(done, total int64)
+
+	// Fold and From continue a fold (package snapshot): Fold is the state
+	// of the log up to From (per partition, the next offset to read; a
+	// partition absent is read from its start). A From beyond a
+	// partition's end is an error (the topic is not the one folded).
+	Fold *domain.Fold
+	From map[int32]int64
+	// Before, if set, is called with each event before it is applied (the
+	// snapshot fold hands archived sales back to the fold there), After
+	// after each chunk of records was applied.
+	Before func(domain.Envelope, domain.Event) error
+	After  func() error
 }
 
 // FoldLogWith is FoldLog with options.
@@ -44,9 +61,15 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 		return nil, st, err
 	}
 	st.Ends = offs.Ends
+	starts := offs.Starts
+	if opt.From != nil {
+		if starts, err = continueFrom(offs, opt.From); err != nil {
+			return nil, st, fmt.Errorf("fold %s: %w: %w", topic, ErrFoldFrom, err)
+		}
+	}
 	var total int64
 	for p, end := range offs.Ends {
-		total += end - offs.Starts[p]
+		total += end - starts[p]
 	}
 	progress := func() {
 		if opt.Progress != nil {
@@ -54,7 +77,10 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 		}
 	}
 	progress()
-	fold := domain.NewFold()
+	fold := opt.Fold
+	if fold == nil {
+		fold = domain.NewFold()
+	}
 	// Records are decoded in chunks on every core and folded in log order
 	// on this goroutine: the fold is cheap, JSON decoding is not.
 	const chunk = 4096
@@ -64,7 +90,7 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 		err error
 	}
 	decoded := make([]result, chunk)
-	apply := func(recs []Record) {
+	apply := func(recs []Record) error {
 		parallel(len(recs), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				d := &decoded[i]
@@ -79,16 +105,27 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 					st.Errors = append(st.Errors, fmt.Sprintf("record %d@%d: %v", rec.Partition, rec.Offset, d.err))
 				}
 			} else {
+				if opt.Before != nil {
+					if err := opt.Before(d.env, d.ev); err != nil {
+						return err
+					}
+				}
 				fold.Apply(d.env, d.ev)
 			}
 			*d = result{} // let the chunk's records go
 		}
 		st.Records += int64(len(recs))
 		progress()
+		if opt.After != nil {
+			return opt.After()
+		}
+		return nil
 	}
-	err = ReadRange(ctx, brokers, topic, offs.Starts, offs.Ends, func(recs []Record) error {
+	err = ReadRange(ctx, brokers, topic, starts, offs.Ends, func(recs []Record) error {
 		for lo := 0; lo < len(recs); lo += chunk {
-			apply(recs[lo:min(lo+chunk, len(recs))])
+			if err := apply(recs[lo:min(lo+chunk, len(recs))]); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -96,4 +133,27 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 		return nil, st, fmt.Errorf("fold %s: %w", topic, err)
 	}
 	return fold, st, nil
+}
+
+// continueFrom returns the offsets to read from to continue a fold that read
+// up to from: from itself where it is within the partition, the partition's
+// start where from has none.
+func continueFrom(offs Offsets, from map[int32]int64) (map[int32]int64, error) {
+	starts := make(map[int32]int64, len(offs.Starts))
+	for p, start := range offs.Starts {
+		starts[p] = start
+	}
+	for p, pos := range from {
+		end, ok := offs.Ends[p]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("partition %d was folded but the topic has no such partition", p)
+		case pos > end:
+			return nil, fmt.Errorf("partition %d was folded up to offset %d but ends at %d", p, pos, end)
+		case pos < offs.Starts[p]:
+			return nil, fmt.Errorf("partition %d was folded up to offset %d but starts at %d (records were deleted)", p, pos, offs.Starts[p])
+		}
+		starts[p] = pos
+	}
+	return starts, nil
 }

@@ -5,6 +5,7 @@
 package foldgen
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -82,4 +83,16 @@ func Log(seed uint64, cfg Config) ([][]byte, error) {
 		}
 	}
 	return append(out, late...), err
+}
+
+// Canonical is a fold as text to compare: its counters, every sale and order
+// in memory, and its violations. Two folds of one log that both hold
+// everything in memory (none archived, or every archive reopened) give the
+// same text.
+func Canonical(f *domain.Fold) (string, error) {
+	b, err := json.Marshal(f.State())
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s\nviolations %q", b, f.Violations()), nil
 }
