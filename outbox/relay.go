@@ -63,6 +63,17 @@ type RelayConfig struct {
 	Owner string
 	// Logger receives errors and lifecycle messages. Default slog.Default().
 	Logger *slog.Logger
+	// MinReplicas, when > 0, makes the relay publish only entries that at
+	// least that many replicas of the outbox's Redis hold (WAIT after each
+	// read, on the same connection). Without it a relay may publish an entry
+	// that a failover then loses from the gate: the log would hold an order
+	// the promoted replica never saw, and a shopper's retry would buy again
+	// (docs/durability.md). Set it as the gate's GateConfig.MinReplicas.
+	MinReplicas int
+	// ReplicaTimeout bounds that WAIT; a batch the replicas have not
+	// acknowledged by then is left in the outbox and tried again. Default
+	// 200ms.
+	ReplicaTimeout time.Duration
 }
 
 func (c *RelayConfig) setDefaults() {
@@ -99,6 +110,9 @@ func (c *RelayConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.ReplicaTimeout == 0 {
+		c.ReplicaTimeout = 200 * time.Millisecond
+	}
 }
 
 // Validate reports every field that is wrong, joined. NewRelay fills the
@@ -131,6 +145,9 @@ func (c RelayConfig) Validate() error {
 	}
 	if c.MaxBackoff <= 0 {
 		errs = append(errs, fmt.Errorf("max backoff %v: must be positive", c.MaxBackoff))
+	}
+	if c.MinReplicas < 0 || c.ReplicaTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("min replicas %d, replica timeout %v: want ≥ 0 and positive", c.MinReplicas, c.ReplicaTimeout))
 	}
 	if c.Owner == "" {
 		errs = append(errs, errors.New("owner is empty"))
@@ -441,8 +458,7 @@ type entry struct {
 // and reports how many events it published and whether the batch was full
 // (there may be more).
 func (r *Relay) forwardBatch(ctx context.Context, stream, end string) (int, bool, error) {
-	res, err := leaseReadScript.Run(ctx, r.rdb, []string{stream, LeaseKey(stream)},
-		r.cfg.Owner, r.cfg.LeaseTTL.Milliseconds(), end, r.cfg.BatchSize).Result()
+	res, err := r.leaseRead(ctx, stream, end)
 	if err != nil {
 		return 0, false, r.fail(fmt.Errorf("read outbox %s: %w", stream, err))
 	}
@@ -507,6 +523,53 @@ func (r *Relay) forwardBatch(ctx context.Context, stream, end string) (int, bool
 		"took", time.Since(start))
 	return len(msgs), len(entries) == r.cfg.BatchSize, nil
 }
+
+// leaseRead runs leaseReadScript on stream. With MinReplicas it runs it on a
+// connection of its own and, when it read entries, WAITs on that connection
+// for the replicas: the script wrote (the lease), so the connection's
+// replication offset covers every entry it read, and WAIT returns once
+// MinReplicas replicas hold them all.
+func (r *Relay) leaseRead(ctx context.Context, stream, end string) (any, error) {
+	keys := []string{stream, LeaseKey(stream)}
+	args := []any{r.cfg.Owner, r.cfg.LeaseTTL.Milliseconds(), end, r.cfg.BatchSize}
+	if r.cfg.MinReplicas <= 0 {
+		return leaseReadScript.Run(ctx, r.rdb, keys, args...).Result()
+	}
+	node := redis.UniversalClient(r.rdb)
+	if c, ok := r.rdb.(*redis.ClusterClient); ok {
+		m, err := c.MasterForKey(ctx, stream)
+		if err != nil {
+			return nil, err
+		}
+		node = m
+	}
+	cl, ok := node.(*redis.Client)
+	if !ok {
+		return nil, fmt.Errorf("MinReplicas needs a *redis.Client or *redis.ClusterClient, not %T", node)
+	}
+	conn := cl.Conn()
+	defer conn.Close()
+	res, err := leaseReadScript.Run(ctx, conn, keys, args...).Result()
+	if err != nil {
+		return nil, err
+	}
+	if raw, ok := res.([]any); !ok || len(raw) == 0 {
+		return res, nil
+	}
+	n, err := conn.Do(ctx, "WAIT", r.cfg.MinReplicas, r.cfg.ReplicaTimeout.Milliseconds()).Int()
+	if err != nil {
+		return nil, fmt.Errorf("WAIT %d: %w", r.cfg.MinReplicas, err)
+	}
+	if n < r.cfg.MinReplicas {
+		r.log.Debug("outbox entries not on enough replicas yet", "stream", stream, "replicas", n, "want", r.cfg.MinReplicas)
+		return nil, fmt.Errorf("%w: %d of %d replicas acknowledged within %v", ErrReplicasBehind, n, r.cfg.MinReplicas, r.cfg.ReplicaTimeout)
+	}
+	return res, nil
+}
+
+// ErrReplicasBehind is the error of a batch left in the outbox because
+// fewer than MinReplicas replicas acknowledged it.
+var ErrReplicasBehind = errors.New("outbox entries not yet on enough replicas")
 
 // publish sends msgs through cfg.Lanes lanes in parallel. A lane publishes its
 // messages in order and an aggregate always maps to the same lane, so each

@@ -15,14 +15,19 @@ import (
 )
 
 func runDev(ctx context.Context, c cli, args []string) error {
-	fs := newFlags(c, "dev", "dev [--addr 127.0.0.1:8080] [--data .seckill]")
+	fs := newFlags(c, "dev", "dev [--addr 127.0.0.1:8080] [--data .seckill] [--replicas 1]")
 	var ep endpoints
 	ep.bind(c, fs)
 	var sys systemFlags
 	sys.bind(c, fs, "127.0.0.1:8080")
 	fs.BoolVar(&sys.devSignIn, "dev-sign-in", true, "serve POST /v1/dev/token, the sale page's password-less sign-in")
+	replicas := fs.Int("replicas", 0, "Redis replicas to start, with a Sentinel that fails over to one of them when the primary dies; "+
+		"the system then connects through the Sentinel and waits for a replica on every write (--redis-min-replicas)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *replicas < 0 {
+		return usageError{"--replicas must be ≥ 0"}
 	}
 	data, err := filepath.Abs(ep.Data)
 	if err != nil {
@@ -35,15 +40,17 @@ func runDev(ctx context.Context, c cli, args []string) error {
 		return fmt.Errorf("seckill dev is already running on %s (pid %d, %s)", data, st.PID, st.HTTPAddr)
 	}
 	log := newLogger(c, false)
-	fmt.Fprintf(c.stdout, "starting Redis, Postgres and the Kafka-protocol broker under %s ...\n", data)
+	what := "Redis"
+	if *replicas > 0 {
+		what = fmt.Sprintf("Redis (a primary, %d replica(s) and a Sentinel)", *replicas)
+	}
+	fmt.Fprintf(c.stdout, "starting %s, Postgres and the Kafka-protocol broker under %s ...\n", what, data)
 
-	// The gate persists with AOF so a restart of `seckill dev` keeps the sale
-	// where it was, as the log (kept in DATA/kafka) does.
-	rds, err := localsvc.StartRedis(ctx, localsvc.RedisConfig{Dir: filepath.Join(data, "redis"), AppendOnly: true})
+	rds, err := startDevRedis(ctx, data, *replicas)
 	if err != nil {
 		return err
 	}
-	defer rds.Stop()
+	defer rds.stop()
 	pg, err := localsvc.StartPostgres(ctx, localsvc.PostgresConfig{Dir: filepath.Join(data, "postgres")})
 	if err != nil {
 		return err
@@ -80,7 +87,7 @@ func runDev(ctx context.Context, c cli, args []string) error {
 	sys.dev = true
 	sys.onListen = func(addr string) {
 		fmt.Fprintf(c.stdout, "\nseckill is running.\n  API:          http://%s\n  Sale page:    http://%s/sale/{id}  (index: /)\n  Redis:        %s\n  Postgres:     %s\n  Kafka:        %s (topic %s)\n  admin token:  %s\n\nOther commands find these through --data %s. Ctrl-C stops everything.\n",
-			addr, addr, ep.RedisURL, ep.DatabaseURL, ep.Brokers, ep.Topic, admin, ep.Data)
+			addr, addr, rds.describe(), ep.DatabaseURL, ep.Brokers, ep.Topic, admin, ep.Data)
 	}
 	return runSystem(ctx, ep, sys, log)
 }

@@ -38,6 +38,9 @@ type node struct {
 	pgTracer *metrics.PGTracer
 	gate     *commands.Gate
 	rm       *readModels
+	// minReplicas is how many Redis replicas a gate write and a relayed
+	// outbox entry wait for (replicaFlags.resolve).
+	minReplicas int
 
 	roles   []role
 	closers []func() // run last first by Close
@@ -106,6 +109,16 @@ func (n *node) openRedis(ctx context.Context) error {
 	if err := pingRedis(ctx, rdb); err != nil {
 		return fmt.Errorf("redis %s: %w", redactURL(n.ep.RedisURL), err)
 	}
+	want, have, err := n.cfg.replicas.resolve(ctx, rdb, n.ep.RedisURL)
+	if err != nil {
+		return fmt.Errorf("redis %s: %w", redactURL(n.ep.RedisURL), err)
+	}
+	n.minReplicas = want
+	n.log.Info("redis durability", "min_replicas", want, "replicas_now", have, "replica_timeout", n.cfg.replicas.timeout)
+	if want > have {
+		n.log.Warn("fewer Redis replicas than writes wait for: purchases, payments and the relay stall (503) until they connect",
+			"min_replicas", want, "replicas_now", have)
+	}
 	return nil
 }
 
@@ -172,7 +185,8 @@ func (n *node) startRelay(context.Context) error {
 	if err != nil {
 		return err
 	}
-	relay, err := outbox.NewRelay(outbox.RelayConfig{OutboxesKey: n.gate.OutboxesKey(), Topic: n.ep.Topic, Logger: n.log}, n.rdb, timedPub)
+	relay, err := outbox.NewRelay(outbox.RelayConfig{OutboxesKey: n.gate.OutboxesKey(), Topic: n.ep.Topic, Logger: n.log,
+		MinReplicas: n.minReplicas, ReplicaTimeout: n.cfg.replicas.timeout}, n.rdb, timedPub)
 	if err != nil {
 		return err
 	}

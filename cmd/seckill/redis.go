@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -216,4 +218,100 @@ func redactURL(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// replicaFlags say how many replicas must hold a gate write (and an outbox
+// entry the relay publishes) before it counts: the durability boundary of
+// an accepted order when the Redis machine dies (docs/durability.md).
+type replicaFlags struct {
+	minReplicas int           // -1: decided at start (autoMinReplicas)
+	timeout     time.Duration // how long a write waits for them
+	envErr      error         // a malformed SECKILL_REDIS_MIN_REPLICAS, reported by validate
+}
+
+// autoReplicas is --redis-min-replicas's "decide at start".
+const autoReplicas = -1
+
+func (f *replicaFlags) bind(c cli, fs *flag.FlagSet) {
+	def := autoReplicas
+	if v := c.getenv("SECKILL_REDIS_MIN_REPLICAS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < autoReplicas {
+			f.envErr = usageError{fmt.Sprintf("SECKILL_REDIS_MIN_REPLICAS=%q: want a number ≥ 0, or -1 for auto", v)}
+		}
+		def = n
+	}
+	fs.IntVar(&f.minReplicas, "redis-min-replicas", def,
+		"answer a purchase, payment or end only once this many Redis replicas hold it (WAIT), and relay only such outbox entries; "+
+			"fewer within --redis-replica-timeout answers 503. -1: 1 when the Redis URL is a redis+sentinel:// URL or the primary has replicas at start, else 0 (env SECKILL_REDIS_MIN_REPLICAS)")
+	fs.DurationVar(&f.timeout, "redis-replica-timeout", 200*time.Millisecond,
+		"how long a write waits for --redis-min-replicas replicas before it is answered 503")
+}
+
+func (f *replicaFlags) validate() error {
+	if f.envErr != nil {
+		return f.envErr
+	}
+	if f.minReplicas < autoReplicas {
+		return usageError{"--redis-min-replicas must be ≥ 0, or -1 for auto"}
+	}
+	if f.timeout <= 0 {
+		return usageError{"--redis-replica-timeout must be positive"}
+	}
+	return nil
+}
+
+// resolve is the number of replicas writes wait for: the flag, or with
+// auto, 1 behind Sentinels (there is a replica to fail over to, and it
+// must hold what was acknowledged) or when every primary has a replica
+// now, else 0. It also returns how many replicas the primary with the
+// fewest has now, to warn when writes cannot succeed.
+func (f *replicaFlags) resolve(ctx context.Context, rdb redis.UniversalClient, rawURL string) (want, have int, err error) {
+	have, err = connectedReplicas(ctx, rdb)
+	if err != nil {
+		return 0, 0, err
+	}
+	switch {
+	case f.minReplicas != autoReplicas:
+		return f.minReplicas, have, nil
+	case isSentinelURL(rawURL) || have > 0:
+		return 1, have, nil
+	}
+	return 0, have, nil
+}
+
+// connectedReplicas is the number of replicas connected to the primary, or
+// on a cluster the fewest any master has.
+func connectedReplicas(ctx context.Context, rdb redis.UniversalClient) (int, error) {
+	count := func(ctx context.Context, c redis.Cmdable) (int, error) {
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			return 0, fmt.Errorf("INFO replication: %w", err)
+		}
+		for l := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "connected_slaves:"); ok {
+				return strconv.Atoi(v)
+			}
+		}
+		return 0, errors.New("INFO replication: no connected_slaves")
+	}
+	c, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return count(ctx, rdb)
+	}
+	var mu sync.Mutex
+	fewest := -1
+	err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		n, err := count(ctx, m)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Options().Addr, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if fewest < 0 || n < fewest {
+			fewest = n
+		}
+		return nil
+	})
+	return max(fewest, 0), err
 }

@@ -32,6 +32,7 @@ type systemFlags struct {
 	protect    protectionFlags   // node-wide protections (protect.go)
 	edge       edgeFlags         // per-client limit, trusted proxies, status caching (edge.go)
 	proj       projectionFlags   // projections, the daily read model's pace and database (projections.go)
+	replicas   replicaFlags      // how many Redis replicas a write waits for (redis.go)
 }
 
 func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
@@ -49,6 +50,7 @@ func (s *systemFlags) bind(c cli, fs *flag.FlagSet, defAddr string) {
 	s.protect.bind(c, fs)
 	s.edge.bind(c, fs)
 	s.proj.bind(c, fs)
+	s.replicas.bind(c, fs)
 }
 
 func (s *systemFlags) has(role string) bool {
@@ -66,7 +68,7 @@ func (s *systemFlags) validate() error {
 			return usageError{fmt.Sprintf("unknown role %q (want %s or all)", r, strings.Join(roles, ", "))}
 		}
 	}
-	return errors.Join(s.protect.validate(), s.edge.validate(), s.proj.validate())
+	return errors.Join(s.protect.validate(), s.edge.validate(), s.proj.validate(), s.replicas.validate())
 }
 
 func runServe(ctx context.Context, c cli, args []string) error {
