@@ -11,7 +11,6 @@
 package audit
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
+	"github.com/seckill/seckill/snapshot"
 )
 
 // Config configures an Auditor.
@@ -41,6 +41,16 @@ type Config struct {
 	// Progress, if set, is told how far the fold of the log is
 	// (eventstore.FoldOptions.Progress).
 	Progress func(done, total int64)
+
+	// Snapshots is the fold snapshot directory (package snapshot): the
+	// fold starts from its newest snapshot, and with SaveSnapshot the audit
+	// saves a new one after it read the whole log. Empty: the whole log is
+	// folded and nothing saved. Fresh ignores the snapshots (a full fold).
+	Snapshots    string
+	Fresh        bool
+	SaveSnapshot bool
+	// Warn is told why a snapshot was not used.
+	Warn func(string)
 }
 
 func (c *Config) setDefaults() {
@@ -80,9 +90,22 @@ type ReadModel interface {
 	// partition (a partition it has applied nothing of is absent).
 	Positions(ctx context.Context, topic string) (map[int32]int64, error)
 	// Compare calls violate once per difference between the model and the
-	// fold (a readable sentence naming the row and the fields).
-	Compare(ctx context.Context, fold *domain.Fold, violate func(string)) error
+	// log (a readable sentence naming the row and the fields).
+	Compare(ctx context.Context, log LogState, violate func(string)) error
 }
+
+// LogState is what the log says, as the checks compare it: the fold (open
+// sales and orders in memory, closed sales as summaries with digests of their
+// orders) and the closed sales whole, one at a time, for the checks that
+// have to name the order that differs.
+type LogState struct {
+	Fold    *domain.Fold
+	Archive func(saleID string) (*domain.SaleArchive, error)
+}
+
+// maxItemised bounds the closed sales whose orders a check compares one by
+// one after their digest differed; the others are named with their counts.
+const maxItemised = 10
 
 // Auditor runs audits.
 type Auditor struct {
@@ -115,9 +138,19 @@ type Report struct {
 	// Events is the number of distinct events folded, Duplicates the
 	// redeliveries the fold skipped.
 	Events, Duplicates int64
-	Sales, Orders      int
-	Checks             []Check
-	Duration           time.Duration
+	Sales              int
+	Orders             int64
+	// Closed counts the sales the fold archived (ended, every order
+	// settled): their orders are compared by digest first.
+	Closed int
+	// From is the snapshot the fold started from ("" for none), Records
+	// the log records it folded then (FromRecords of them in the snapshot),
+	// Saved the snapshot saved after the audit, SaveError why none was.
+	From                 string
+	Records, FromRecords int64
+	Saved, SaveError     string
+	Checks               []Check
+	Duration             time.Duration
 }
 
 // OK reports whether every check that ran holds. A skipped check does not
@@ -143,8 +176,17 @@ const maxShown = 20
 // violations.
 func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "audit of %d events (%d sales, %d orders; %d duplicate deliveries skipped) in %s\n",
-		r.Events, r.Sales, r.Orders, r.Duplicates, r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(&b, "audit of %d events (%d sales, %d of them closed; %d orders; %d duplicate deliveries skipped) in %s\n",
+		r.Events, r.Sales, r.Closed, r.Orders, r.Duplicates, r.Duration.Round(time.Millisecond))
+	if r.From != "" {
+		fmt.Fprintf(&b, "  fold: snapshot %s (%d records) and the %d records after it\n", r.From, r.FromRecords, r.Records-r.FromRecords)
+	}
+	switch {
+	case r.Saved != "":
+		fmt.Fprintf(&b, "  snapshot saved: %s\n", r.Saved)
+	case r.SaveError != "":
+		fmt.Fprintf(&b, "  snapshot not saved: %s\n", r.SaveError)
+	}
 	for _, c := range r.Checks {
 		switch {
 		case c.Skipped != "":
@@ -197,11 +239,19 @@ func (a *Auditor) Run(ctx context.Context) (Report, error) {
 		}
 	}
 
-	fold, st, err := eventstore.FoldLogWith(ctx, a.cfg.Brokers, a.cfg.Topic, eventstore.FoldOptions{Progress: a.cfg.Progress})
+	res, err := snapshot.Fold(ctx, a.cfg.Brokers, a.cfg.Topic, snapshot.Options{Dir: a.cfg.Snapshots, Fresh: a.cfg.Fresh,
+		Progress: a.cfg.Progress, Warn: a.cfg.Warn})
 	if err != nil {
 		return rep, err
 	}
-	rep.Events, rep.Duplicates, rep.Sales, rep.Orders = fold.Events, fold.Duplicates, len(fold.Sales), len(fold.Orders)
+	defer res.Close()
+	fold, st := res.Fold, res.Stats
+	log := LogState{Fold: fold, Archive: res.Archive}
+	rep.Events, rep.Duplicates, rep.Sales, rep.Orders = fold.Events, fold.Duplicates, fold.SaleCount(), fold.OrderCount()
+	rep.Records, rep.Closed = res.Records, len(fold.Archived)
+	if res.From != nil {
+		rep.From, rep.FromRecords = res.From.Path, res.From.Records
+	}
 
 	logCheck := Check{Name: "log", Violations: fold.Violations()}
 	if st.Undecodable > 0 {
@@ -213,7 +263,7 @@ func (a *Auditor) Run(ctx context.Context) (Report, error) {
 	gateCheck := Check{Name: "gate"}
 	if a.gate == nil {
 		gateCheck.Skipped = "no gate (Redis) to check"
-	} else if err := a.compareGate(ctx, fold, pending, func(v string) { gateCheck.Violations = append(gateCheck.Violations, v) }); err != nil {
+	} else if err := a.compareGate(ctx, log, pending, func(v string) { gateCheck.Violations = append(gateCheck.Violations, v) }); err != nil {
 		return rep, err
 	}
 	rep.Checks = append(rep.Checks, gateCheck)
@@ -228,7 +278,7 @@ func (a *Auditor) Run(ctx context.Context) (Report, error) {
 		if lag > 0 {
 			violate(fmt.Sprintf("%d event(s) of the log not applied after %s (is the projector running?)", lag, a.cfg.Wait))
 		}
-		if err := m.Compare(ctx, fold, violate); err != nil {
+		if err := m.Compare(ctx, log, violate); err != nil {
 			return rep, fmt.Errorf("audit %s: %w", m.Name(), err)
 		}
 		rep.Checks = append(rep.Checks, c)
@@ -238,6 +288,13 @@ func (a *Auditor) Run(ctx context.Context) (Report, error) {
 	}
 	for i := range rep.Checks {
 		slices.Sort(rep.Checks[i].Violations)
+	}
+	if a.cfg.SaveSnapshot && a.cfg.Snapshots != "" {
+		// The snapshot is of the log, whatever the checks found: the
+		// fold's violations are in it and come back in later audits.
+		if rep.Saved, err = res.Save(); err != nil {
+			rep.Saved, rep.SaveError = "", err.Error()
+		}
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil
@@ -296,111 +353,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// compareGate checks that the gate holds what the log says: per sale its
-// remaining, reserved, paid and expired units and whether it ended, and per
-// order its user, quantity and status. Sales whose outbox is not empty are
-// left out: the gate is legitimately ahead of the log there.
-func (a *Auditor) compareGate(ctx context.Context, fold *domain.Fold, pending map[string]int64, violate func(string)) error {
-	gateSales, err := a.gate.SaleIDs(ctx)
-	if err != nil {
-		return fmt.Errorf("audit gate: %w", err)
-	}
-	ids := map[string]bool{}
-	for _, id := range gateSales {
-		ids[id] = true
-	}
-	for id, s := range fold.Sales {
-		if s.Known {
-			ids[id] = true
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(ids)) {
-		if pending[id] > 0 {
-			continue
-		}
-		c, ok, err := a.gate.SaleCounters(ctx, id)
-		if err != nil {
-			return fmt.Errorf("audit gate: %w", err)
-		}
-		s, inLog := fold.Sales[id]
-		switch {
-		case !ok && inLog && s.Known:
-			violate(fmt.Sprintf("sale %s: in the log but not in the gate (lost? `seckill gate restore` rebuilds it)", id))
-			continue
-		case !ok:
-			continue // registered in the sales set, never created
-		case !inLog || !s.Known:
-			violate(fmt.Sprintf("sale %s: in the gate but the log has no SaleCreated of it", id))
-			continue
-		}
-		var diffs []string
-		diff := func(name string, gate, log any) {
-			if gate != log {
-				diffs = append(diffs, fmt.Sprintf("%s %v (log %v)", name, gate, log))
-			}
-		}
-		diff("remaining", c.Remaining, s.Remaining())
-		diff("reserved", c.Reserved, s.ReservedQty)
-		diff("paid", c.Paid, s.PaidQty)
-		diff("expired", c.Expired, s.ExpiredQty)
-		diff("ended", c.Ended, s.Ended)
-		// A sharded sale: each shard's pool (moves in flight counted where
-		// StockMoved puts them), so a lost or doubled move shows.
-		for i, sh := range c.Shards {
-			diff(fmt.Sprintf("shard %d remaining", i), sh.Remaining, s.ShardRemaining(i))
-		}
-		if len(diffs) > 0 {
-			violate(fmt.Sprintf("sale %s: gate has %s", id, strings.Join(diffs, ", ")))
-		}
-	}
-
-	seen := map[string]bool{}
-	err = a.gate.EachOrder(ctx, "", func(g commands.GateOrder) error {
-		if pending[g.SaleID] > 0 {
-			return nil
-		}
-		seen[g.OrderID] = true
-		o, ok := fold.Orders[g.OrderID]
-		if !ok || o.Status == "" {
-			violate(fmt.Sprintf("order %s (sale %s): in the gate (%s) but not placed in the log", g.OrderID, g.SaleID, g.Status))
-			return nil
-		}
-		var diffs []string
-		if g.Status != o.Status {
-			diffs = append(diffs, fmt.Sprintf("status %s (log %s)", g.Status, o.Status))
-		}
-		if g.UserID != o.UserID {
-			diffs = append(diffs, fmt.Sprintf("user %s (log %s)", g.UserID, o.UserID))
-		}
-		if g.Quantity != o.Quantity {
-			diffs = append(diffs, fmt.Sprintf("quantity %d (log %d)", g.Quantity, o.Quantity))
-		}
-		if len(diffs) > 0 {
-			violate(fmt.Sprintf("order %s: gate has %s", g.OrderID, strings.Join(diffs, ", ")))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("audit gate: %w", err)
-	}
-	for _, o := range sortedOrders(fold) {
-		if !seen[o.OrderID] && pending[o.SaleID] == 0 {
-			violate(fmt.Sprintf("order %s (sale %s, %s): in the log but not in the gate", o.OrderID, o.SaleID, o.Status))
-		}
-	}
-	return nil
-}
-
-// sortedOrders returns the placed orders of the fold by id.
-func sortedOrders(fold *domain.Fold) []*domain.OrderState {
-	out := make([]*domain.OrderState, 0, len(fold.Orders))
-	for _, o := range fold.Orders {
-		if o.Status != "" {
-			out = append(out, o)
-		}
-	}
-	slices.SortFunc(out, func(a, b *domain.OrderState) int { return cmp.Compare(a.OrderID, b.OrderID) })
-	return out
 }

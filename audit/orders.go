@@ -66,54 +66,97 @@ func (m *OrdersModel) Positions(ctx context.Context, topic string) (map[int32]in
 	return out, nil
 }
 
-// Compare checks every placed order and every created sale of the fold
-// against its row, and that there is no row the fold does not know.
-func (m *OrdersModel) Compare(ctx context.Context, fold *domain.Fold, violate func(string)) error {
-	if err := m.compareOrders(ctx, fold, violate); err != nil {
+// Compare checks every placed order and every created sale of the log
+// against its row, and that there is no row the log does not know. The
+// orders of closed sales are compared by digest, and one by one where it
+// differs.
+func (m *OrdersModel) Compare(ctx context.Context, log LogState, violate func(string)) error {
+	if err := m.compareOrders(ctx, log, violate); err != nil {
 		return err
 	}
-	return m.compareSales(ctx, fold, violate)
+	return m.compareSales(ctx, log.Fold, violate)
 }
 
-func (m *OrdersModel) compareOrders(ctx context.Context, fold *domain.Fold, violate func(string)) error {
-	rows, err := m.pool.Query(ctx, `SELECT order_id, sale_id, user_id, quantity, status, amount_cents, payment_ref
-		FROM `+m.orders+` WHERE status <> ''`)
+const orderColumns = `SELECT order_id, sale_id, user_id, quantity, status, amount_cents, payment_ref FROM `
+
+// orderRow is a row of the orders table as the audit reads it.
+type orderRow struct {
+	id, sale, user, status, ref string
+	qty, amount                 int64
+}
+
+// eachOrderRow calls fn with every row the query returns.
+func (m *OrdersModel) eachOrderRow(ctx context.Context, fn func(orderRow), where string, args ...any) error {
+	rows, err := m.pool.Query(ctx, orderColumns+m.orders+" WHERE "+where, args...)
 	if err != nil {
 		return fmt.Errorf("read orders: %w", err)
 	}
-	seen := map[string]bool{}
-	var (
-		id, sale, user, status, ref string
-		qty, amount                 int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &sale, &user, &qty, &status, &amount, &ref}, func() error {
-		seen[id] = true
-		o, ok := fold.Orders[id]
-		if !ok || o.Status == "" {
-			violate(fmt.Sprintf("order %s: row (%s) but the log never placed it", id, status))
-			return nil
-		}
-		var d diffs
-		d.add("status", status, o.Status)
-		d.add("sale", sale, o.SaleID)
-		d.add("user", user, o.UserID)
-		d.add("quantity", qty, o.Quantity)
-		d.add("amount_cents", amount, o.AmountCents)
-		d.add("payment_ref", ref, o.PaymentRef)
-		if len(d) > 0 {
-			violate(fmt.Sprintf("order %s: row has %s", id, d))
-		}
+	var r orderRow
+	_, err = pgx.ForEachRow(rows, []any{&r.id, &r.sale, &r.user, &r.qty, &r.status, &r.amount, &r.ref}, func() error {
+		fn(r)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read orders: %w", err)
 	}
-	for _, o := range sortedOrders(fold) {
+	return nil
+}
+
+// compareOrderRow compares a row with the log's order (nil: the log has none).
+func compareOrderRow(r orderRow, o *domain.OrderState, violate func(string)) {
+	if o == nil || o.Status == "" {
+		violate(fmt.Sprintf("order %s: row (%s) but the log never placed it", r.id, r.status))
+		return
+	}
+	var d diffs
+	d.add("status", r.status, o.Status)
+	d.add("sale", r.sale, o.SaleID)
+	d.add("user", r.user, o.UserID)
+	d.add("quantity", r.qty, o.Quantity)
+	d.add("amount_cents", r.amount, o.AmountCents)
+	d.add("payment_ref", r.ref, o.PaymentRef)
+	if len(d) > 0 {
+		violate(fmt.Sprintf("order %s: row has %s", r.id, d))
+	}
+}
+
+func (m *OrdersModel) compareOrders(ctx context.Context, log LogState, violate func(string)) error {
+	fold := log.Fold
+	seen := map[string]bool{}
+	digests := map[string]domain.Digest{}
+	err := m.eachOrderRow(ctx, func(r orderRow) {
+		if _, archived := fold.Archived[r.sale]; archived {
+			d := digests[r.sale]
+			d.RowDigest(r.id, r.sale, r.user, r.qty, r.status, r.amount, r.ref)
+			digests[r.sale] = d
+			return
+		}
+		seen[r.id] = true
+		compareOrderRow(r, fold.Orders[r.id], violate)
+	}, "status <> ''")
+	if err != nil {
+		return err
+	}
+	for _, o := range sortedOrders(fold.Orders) {
 		if !seen[o.OrderID] {
 			violate(fmt.Sprintf("order %s (sale %s, %s): in the log but no row", o.OrderID, o.SaleID, o.Status))
 		}
 	}
-	return nil
+	itemise := func(saleID string, orders map[string]*domain.OrderState) error {
+		seen := map[string]bool{}
+		err := m.eachOrderRow(ctx, func(r orderRow) {
+			seen[r.id] = true
+			compareOrderRow(r, orders[r.id], violate)
+		}, "status <> '' AND sale_id = $1", saleID)
+		for _, o := range sortedOrders(orders) {
+			if !seen[o.OrderID] {
+				violate(fmt.Sprintf("order %s (sale %s, %s): in the log but no row", o.OrderID, o.SaleID, o.Status))
+			}
+		}
+		return err
+	}
+	closed := func(a *domain.ArchivedSale) domain.Digest { return a.RowOrders }
+	return compareClosed(log, digests, closed, "rows hold", itemise, violate)
 }
 
 func (m *OrdersModel) compareSales(ctx context.Context, fold *domain.Fold, violate func(string)) error {
@@ -131,7 +174,7 @@ func (m *OrdersModel) compareSales(ctx context.Context, fold *domain.Fold, viola
 	)
 	_, err = pgx.ForEachRow(rows, []any{&id, &name, &stock, &price, &currency, &starts, &ends, &limit, &within, &ended, &reason, &unsold}, func() error {
 		seen[id] = true
-		s, ok := fold.Sales[id]
+		s, ok := fold.SaleState(id)
 		if !ok || !s.Known {
 			violate(fmt.Sprintf("sale %s: row but the log has no SaleCreated of it", id))
 			return nil
@@ -158,6 +201,11 @@ func (m *OrdersModel) compareSales(ctx context.Context, fold *domain.Fold, viola
 	}
 	for id, s := range fold.Sales {
 		if s.Known && !seen[id] {
+			violate(fmt.Sprintf("sale %s: in the log but no row", id))
+		}
+	}
+	for id := range fold.Archived {
+		if !seen[id] {
 			violate(fmt.Sprintf("sale %s: in the log but no row", id))
 		}
 	}

@@ -36,20 +36,25 @@ func runAudit(ctx context.Context, c cli, args []string) error {
 }
 
 func runAuditChecks(ctx context.Context, c cli, args []string) error {
-	fs := newFlags(c, "audit", "audit [--wait 10s] [--skip gate,read-models]\n\n"+
+	fs := newFlags(c, "audit", "audit [--wait 10s] [--skip gate,read-models] [--snapshots DIR] [--fresh] [--save-snapshot=false]\n\n"+
 		"Folds the event log and checks: the log itself (sold <= stock per sale, at most one end per order,\n"+
 		"per-user limits, no event of an unknown order); that the outboxes are empty (the gate is ahead of\n"+
 		"the log by what they hold); that the Redis gate's counters and orders equal the fold; that every\n"+
 		"read model equals the fold. Exit status: 0 when all hold; 1 with a report of each violation;\n"+
 		"2 when the audit could not run (bad flags, a service unreachable, an unreadable log).\n"+
-		"Exact on a quiet system; on a live one, in-flight events can show as differences: run it again.")
+		"Exact on a quiet system; on a live one, in-flight events can show as differences: run it again.\n"+
+		"The fold starts from the newest fold snapshot and reads only the log after it; afterwards the audit saves\n"+
+		"a new snapshot (docs/snapshots.md).")
 	var ep endpoints
 	ep.bind(c, fs)
 	var (
 		wait   = fs.Duration("wait", 10*time.Second, "how long to wait for the outboxes to drain and the read models to catch up")
 		skip   = fs.String("skip", "", "checks to leave out, comma-separated: gate, read-models")
 		prefix = fs.String("prefix", "seckill:", "the gate's Redis key prefix")
+		save   = fs.Bool("save-snapshot", true, "save a fold snapshot at the end of the log after the audit")
 	)
+	var sf snapshotFlags
+	sf.bind(c, fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -99,7 +104,9 @@ func runAuditChecks(ctx context.Context, c cli, args []string) error {
 	}
 	// Progress on stderr: stdout is the report.
 	bar := newProgress(c.stderr, "records")
-	a, err := audit.New(audit.Config{Brokers: ep.brokerList(), Topic: ep.Topic, Wait: *wait, Progress: bar.counter("fold")}, gate, models...)
+	so := sf.options(c, &ep, bar)
+	a, err := audit.New(audit.Config{Brokers: ep.brokerList(), Topic: ep.Topic, Wait: *wait, Progress: so.Progress,
+		Snapshots: so.Dir, Fresh: so.Fresh, SaveSnapshot: *save, Warn: so.Warn}, gate, models...)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/seckill/seckill/commands"
-	"github.com/seckill/seckill/eventstore"
 )
 
 // gateCommands are the subcommands of `seckill gate`.
@@ -53,14 +52,15 @@ func runGate(ctx context.Context, c cli, args []string) error {
 }
 
 // runGateRestore is `seckill gate restore`: seed 001's unrecoverable Redis
-// crash as a command. It folds the whole log and writes the gate's state
-// back: every sale's counters and configuration, every order, the
-// idempotency and per-user indexes and the expiry queue.
+// crash as a command. It folds the log (from the newest fold snapshot) and
+// writes the gate's state back: every sale's counters and configuration,
+// every order, the idempotency and per-user indexes and the expiry queue.
 func runGateRestore(ctx context.Context, c cli, args []string) error {
-	fs := newFlags(c, "gate restore", "gate restore [--sale ID,...] [--force]\n\n"+
-		"Rebuilds the Redis gate by folding the event log. It refuses to overwrite a sale the gate\n"+
-		"still has unless --force, and a sale whose outbox still holds events the relay has not\n"+
-		"forwarded. Run it with the API stopped or before it takes traffic.")
+	fs := newFlags(c, "gate restore", "gate restore [--sale ID,...] [--force] [--snapshots DIR] [--fresh]\n\n"+
+		"Rebuilds the Redis gate by folding the event log, from the newest fold snapshot that verifies\n"+
+		"(docs/snapshots.md). It refuses to overwrite a sale the gate still has unless --force, and a sale\n"+
+		"whose outbox still holds events the relay has not forwarded. Run it with the API stopped or\n"+
+		"before it takes traffic.")
 	var ep endpoints
 	ep.bind(c, fs)
 	var (
@@ -70,6 +70,8 @@ func runGateRestore(ctx context.Context, c cli, args []string) error {
 		skipBad   = fs.Bool("skip-undecodable", false, "restore even if some records of the log cannot be decoded (their events are left out)")
 		keyPrefix = fs.String("prefix", "seckill:", "the gate's Redis key prefix")
 	)
+	var sf snapshotFlags
+	sf.bind(c, fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -99,14 +101,12 @@ func runGateRestore(ctx context.Context, c cli, args []string) error {
 
 	start := time.Now()
 	// Progress on stderr: stdout is the report.
-	bar := newProgress(c.stderr, "records")
-	fold, st, err := eventstore.FoldLogWith(ctx, ep.brokerList(), ep.Topic, eventstore.FoldOptions{Progress: bar.counter("fold")})
-	bar.finish()
+	res, err := sf.fold(ctx, c, &ep)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "folded %d events (%d records, %d duplicates) of %s in %s\n",
-		fold.Events, st.Records, fold.Duplicates, ep.Topic, time.Since(start).Round(time.Millisecond))
+	defer res.Close()
+	st := res.Stats
 	if st.Undecodable > 0 {
 		for _, e := range st.Errors {
 			fmt.Fprintln(c.stderr, "  undecodable:", e)
@@ -115,7 +115,7 @@ func runGateRestore(ctx context.Context, c cli, args []string) error {
 			return fmt.Errorf("%d records of the log cannot be decoded by this build; restoring without them would lose their events (--skip-undecodable to do it anyway)", st.Undecodable)
 		}
 	}
-	rep, err := gate.Restore(ctx, fold, opts)
+	rep, err := restoreFold(ctx, gate, res, opts, restoreChunkOrders)
 	if errors.Is(err, commands.ErrGateLive) {
 		return fmt.Errorf("%w\n(the gate is live: stop the API nodes, then rerun with --force to overwrite it from the log)", err)
 	}

@@ -87,6 +87,7 @@ func subcommands() map[string]command {
 		"loadtest":    {"send a bounded purchase burst at a running seckill on loopback and check the outcome", runLoadtest},
 		"version":     {"print the version, VCS revision and Go version of this build", runVersion},
 		"deadletters": {"list, show, retry or discard the projections' dead letters (parked per order)", runDeadLetters},
+		"snapshot":    {"save a fold snapshot of the event log, so restore and audit read only the log after it", runSnapshot},
 	}
 }
 
