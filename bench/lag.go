@@ -18,15 +18,11 @@ func (b *bench) lag(ctx context.Context) error {
 		perSec, secs = 500, 4
 	}
 	n := int(perSec) * secs
-	sale, err := b.createSale(ctx, n)
+	sale, next, err := b.freshSale(ctx, n)
 	if err != nil {
 		return err
 	}
-	tokens, err := b.pool.distinct(n)
-	if err != nil {
-		return err
-	}
-	res, err := b.load(ctx, fmt.Sprintf("steady purchases at %.0f/s for the lag measurement", perSec), b.api, n, purchases("/v1/sales/"+sale+"/purchase", tokens), perSec)
+	res, err := b.load(ctx, fmt.Sprintf("steady purchases at %.0f/s for the lag measurement", perSec), b.api, n, next, perSec)
 	if err != nil {
 		return err
 	}

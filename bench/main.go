@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +39,7 @@ type config struct {
 	conc    int
 	n       int
 	tokens  int    // the token pool: distinct users, one per request
+	only    string // the phases to run, comma-separated; "" for all
 	profile string // directory for CPU and allocation profiles; "" for none
 }
 
@@ -109,6 +111,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.quick, "quick", false, "small counts: a smoke run, not a measurement")
 	fs.BoolVar(&cfg.million, "million", true, "run the million-attempt sale (1,000,000 attempts, 200,000 users, 1,000 stock); false: a small sale")
 	fs.IntVar(&cfg.conc, "concurrency", 64, "concurrent connections of every load phase")
+	fs.StringVar(&cfg.only, "only", "", "run only these phases (comma-separated: paths, pipeline, lag, sale, rebuild, profiles); the report is then partial, so give -out too")
 	fs.IntVar(&cfg.tokens, "tokens", 300_000, "users in the pre-minted token pool; every request of a phase is the next user (at least 100,000 but in -quick runs)")
 	fs.StringVar(&cfg.profile, "profile", "", "write CPU and allocation profiles of both processes under sold-out and purchase load to this directory (an extra 12 s phase each, not in the report), and the API's heap at the end of the run")
 	if err := fs.Parse(args); err != nil {
@@ -120,6 +123,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if !cfg.quick && cfg.tokens < 100_000 {
 		return cfg, fmt.Errorf("-tokens %d: a measurement needs at least 100,000 distinct users (issue 13); -quick runs take fewer", cfg.tokens)
+	}
+	if cfg.only != "" && cfg.out == "BENCHMARKS.md" {
+		return cfg, errors.New("-only writes a partial report: give -out")
 	}
 	if cfg.tokens < 2*cfg.n {
 		return cfg, fmt.Errorf("-tokens %d: fewer users than a phase's %d requests", cfg.tokens, 2*cfg.n)
@@ -169,29 +175,49 @@ func (b *bench) measure(ctx context.Context) error {
 	if b.cfg.quick {
 		rounds, purchaseRounds = 1, 1
 	}
-	empty, soldOut, err := b.rejectionRounds(ctx, rounds)
-	if err != nil {
-		return err
-	}
-	if err := b.settle(ctx, "sold-out"); err != nil {
-		return err
-	}
-	direct, purchase, pay, err := b.writeRounds(ctx, purchaseRounds)
-	if err != nil {
-		return err
-	}
-	b.pathRows(empty, soldOut, direct, purchase, pay)
-	for _, phase := range []func(context.Context) error{b.lag, b.settler("lag"), b.sale, b.rebuild, b.auditor("rebuild")} {
-		if err := phase(ctx); err != nil {
+	if b.cfg.runs("paths") {
+		empty, soldOut, err := b.rejectionRounds(ctx, rounds)
+		if err != nil {
 			return err
+		}
+		if err := b.settle(ctx, "sold-out"); err != nil {
+			return err
+		}
+		direct, purchase, pay, err := b.writeRounds(ctx, purchaseRounds)
+		if err != nil {
+			return err
+		}
+		b.pathRows(empty, soldOut, direct, purchase, pay)
+	}
+	for _, ph := range []struct {
+		name string
+		run  []func(context.Context) error
+	}{
+		{"pipeline", []func(context.Context) error{b.pipeline}},
+		{"lag", []func(context.Context) error{b.lag, b.settler("lag")}},
+		{"sale", []func(context.Context) error{b.sale}},
+		{"rebuild", []func(context.Context) error{b.rebuild, b.auditor("rebuild")}},
+	} {
+		if !b.cfg.runs(ph.name) {
+			continue
+		}
+		for _, run := range ph.run {
+			if err := run(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	b.rows = append(b.rows, row{"`seckill audit` after every phase", fmt.Sprintf("%d runs, all exit 0", len(b.audits)), "", "", "after: " + strings.Join(b.audits, ", ")})
 	b.rssRows()
-	if b.cfg.profile != "" {
+	if b.cfg.profile != "" && b.cfg.runs("profiles") {
 		return b.profiles(ctx)
 	}
 	return nil
+}
+
+// runs reports whether the phase is to run (-only).
+func (c config) runs(phase string) bool {
+	return c.only == "" || slices.Contains(strings.Split(c.only, ","), phase)
 }
 
 // rejectionRounds measures the empty handler (ceiling 1) and the sold-out

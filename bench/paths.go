@@ -36,6 +36,20 @@ func purchases(path string, tokens []string) func(i int) loadgen.Request {
 	}
 }
 
+// freshSale creates a sale with stock for n and returns it with n purchases
+// of it, each by a different user of the pool.
+func (b *bench) freshSale(ctx context.Context, n int) (string, func(i int) loadgen.Request, error) {
+	sale, err := b.createSale(ctx, n)
+	if err != nil {
+		return "", nil, err
+	}
+	tokens, err := b.pool.distinct(n)
+	if err != nil {
+		return "", nil, err
+	}
+	return sale, purchases("/v1/sales/"+sale+"/purchase", tokens), nil
+}
+
 // purchaseBody is what the sale page sends with every purchase.
 var purchaseBody = []byte(`{"quantity":1}`)
 

@@ -27,6 +27,26 @@ func newPublisher(t testing.TB, brokers []string) eventstore.Publisher {
 	return pub
 }
 
+func newBatchPublisher(t testing.TB, brokers []string) eventstore.Publisher {
+	t.Helper()
+	pub, err := eventstore.NewBatchPublisher(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	return pub
+}
+
+// publisherKind is a way to publish the log, as the relay tests run it: the
+// watermill publisher with lanes, and the batch publisher with one.
+type publisherKind struct {
+	name  string
+	new   func(t testing.TB, brokers []string) eventstore.Publisher
+	lanes int
+}
+
+var publishers = []publisherKind{{"watermill", newPublisher, 4}, {"batch", newBatchPublisher, 1}}
+
 // gateOutbox writes entries into outbox streams the way the gate does.
 type gateOutbox struct {
 	rdb    *redis.Client

@@ -71,11 +71,20 @@ func TestRelayConfigValidate(t *testing.T) {
 // the outboxes are trimmed.
 func TestRelayForwardsEverythingInOrder(t *testing.T) {
 	t.Parallel()
+	for _, p := range publishers {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			testRelayForwardsEverythingInOrder(t, p)
+		})
+	}
+}
+
+func testRelayForwardsEverythingInOrder(t *testing.T, p publisherKind) {
 	rdb := testenv.Redis(t)
 	brokers := testenv.Kafka(t, 8)
 	o := newOutbox(rdb)
 	fill(t, o, 3, 200) // 3 sales, 600 purchases, 200 payments: 1403 events in 803 entries
-	r := newRelay(t, rdb, newPublisher(t, brokers), outbox.RelayConfig{BatchSize: 64, Lanes: 4})
+	r := newRelay(t, rdb, p.new(t, brokers), outbox.RelayConfig{BatchSize: 64, Lanes: p.lanes})
 
 	n, err := r.RunOnce(context.Background())
 	if err != nil {
@@ -382,6 +391,15 @@ func TestTwoRelaysNeverForwardTwice(t *testing.T) {
 // through.
 func TestRelayBrokerDown(t *testing.T) {
 	t.Parallel()
+	for _, p := range publishers {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			testRelayBrokerDown(t, p)
+		})
+	}
+}
+
+func testRelayBrokerDown(t *testing.T, p publisherKind) {
 	rdb := testenv.Redis(t)
 	dir := t.TempDir()
 	cfg := eventstore.BrokerConfig{Addr: "127.0.0.1:0", DataDir: dir, Topic: testTopic, Partitions: 4}
@@ -390,12 +408,12 @@ func TestRelayBrokerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	addrs := b.Addrs()
-	pub := newPublisher(t, addrs)
+	pub := p.new(t, addrs)
 	o := newOutbox(rdb)
 	fill(t, o, 2, 50)
 	b.Close()
 
-	r := newRelay(t, rdb, pub, outbox.RelayConfig{MaxBackoff: 100 * time.Millisecond})
+	r := newRelay(t, rdb, pub, outbox.RelayConfig{MaxBackoff: 100 * time.Millisecond, Lanes: p.lanes})
 	before := o.depth(t, "s0") + o.depth(t, "s1")
 	start := time.Now()
 	if _, err := r.RunOnce(context.Background()); err == nil {
