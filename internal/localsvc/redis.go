@@ -174,6 +174,9 @@ func (r *Redis) args(port int) ([]string, error) {
 		"--save", "", // no RDB snapshots: the outbox relies on the AOF, tests on nothing
 		"--appendonly", appendOnly,
 		"--appendfsync", r.cfg.AppendFsync,
+		// A replica's full sync starts at once: Redis otherwise waits 5 s
+		// for more replicas to share the transfer with.
+		"--repl-diskless-sync-delay", "0",
 	}
 	if r.cfg.ReplicaOf != "" {
 		host, rport, _ := net.SplitHostPort(r.cfg.ReplicaOf) // Validate checked it

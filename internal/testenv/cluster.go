@@ -37,13 +37,7 @@ type Cluster struct {
 }
 
 // Addrs are the masters' addresses, the seeds a cluster client needs.
-func (c *Cluster) Addrs() []string {
-	out := make([]string, len(c.Masters))
-	for i, n := range c.Masters {
-		out[i] = n.Addr()
-	}
-	return out
-}
+func (c *Cluster) Addrs() []string { return nodeAddrs(c.Masters) }
 
 // RedisClusterReplicas is RedisCluster with replicas replicas per master,
 // linked and in sync when it returns. When a master dies the cluster fails
@@ -94,25 +88,11 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 		return c
 	}
 	for i, m := range c.Masters {
-		id, err := nodeID(ctx, m.Addr())
-		if err != nil {
-			t.Fatalf("testenv: %v", err)
-		}
 		for k := range replicas {
-			r := all[masters+i*replicas+k]
-			out, err := exec.CommandContext(ctx, cli, "--cluster", "add-node", r.Addr(), m.Addr(),
-				"--cluster-slave", "--cluster-master-id", id).CombinedOutput()
-			if err != nil {
-				t.Fatalf("testenv: redis-cli --cluster add-node %s as a replica of %s: %v\n%s", r.Addr(), m.Addr(), err, out)
-			}
-			c.Replicas[i] = append(c.Replicas[i], r)
+			c.Replicas[i] = append(c.Replicas[i], addReplica(t, ctx, cli, all[masters+i*replicas+k], m.Addr()))
 		}
 	}
-	every := make([]string, len(all))
-	for i, n := range all {
-		every[i] = n.Addr()
-	}
-	if err := waitClusterOK(ctx, every, len(all)); err != nil {
+	if err := waitClusterOK(ctx, nodeAddrs(all), len(all)); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	for _, rs := range c.Replicas {
@@ -123,6 +103,52 @@ func startCluster(t testing.TB, masters, replicas int) *Cluster {
 		}
 	}
 	return c
+}
+
+// AddReplica starts a new cluster node and adds it as a replica of the
+// master at addr (a replacement for a machine that died, say), and returns
+// once it is linked and in sync.
+func (c *Cluster) AddReplica(t testing.TB, master string) *localsvc.Redis {
+	t.Helper()
+	cli, err := localsvc.FindBinary("redis-cli")
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	r := startParallel(t, "cluster node", 1, func() (*localsvc.Redis, error) {
+		return startClusterNode(ctx, t.TempDir())
+	})[0]
+	addReplica(t, ctx, cli, r, master)
+	if err := WaitReplicaLinked(ctx, r.Addr()); err != nil {
+		t.Fatalf("testenv: cluster %v", err)
+	}
+	return r
+}
+
+// addReplica joins the empty cluster node r to the cluster as a replica of
+// the master at addr, with `redis-cli --cluster add-node --cluster-slave
+// --cluster-master-id`, which names its master exactly.
+func addReplica(t testing.TB, ctx context.Context, cli string, r *localsvc.Redis, master string) *localsvc.Redis {
+	t.Helper()
+	id, err := nodeID(ctx, master)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	out, err := exec.CommandContext(ctx, cli, "--cluster", "add-node", r.Addr(), master,
+		"--cluster-slave", "--cluster-master-id", id).CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: redis-cli --cluster add-node %s as a replica of %s: %v\n%s", r.Addr(), master, err, out)
+	}
+	return r
+}
+
+func nodeAddrs(nodes []*localsvc.Redis) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Addr()
+	}
+	return out
 }
 
 // nodeID is the cluster node id of the node at addr.

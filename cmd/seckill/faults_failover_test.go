@@ -1,0 +1,266 @@
+//go:build linux
+
+package main
+
+// Issue 14: no accepted order lost when the Redis machine dies. The gate's
+// Redis runs with a replica; its primary is killed (kill -9) in a purchase
+// burst and Sentinel (or the cluster itself) promotes the replica. The API
+// and the relay follow the promotion (go-redis's failover and cluster
+// clients), every order a client was told of must be in the log and the
+// read model, nothing may be sold twice, and `seckill audit` must exit 0.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seckill/seckill/commands"
+	"github.com/seckill/seckill/eventstore"
+	"github.com/seckill/seckill/internal/localsvc"
+	"github.com/seckill/seckill/internal/testenv"
+)
+
+// gateWaits reports whether this build's gate answers a write only after
+// replicas hold it (GateConfig.MinReplicas, the lead's part of issue 14).
+// Until it does, a failover may lose the newest 202s (the replica lags the
+// primary by what it had not yet received): the tests then measure that
+// loss instead of requiring none, and the tests of what only the WAIT
+// gives are skipped.
+func gateWaits() bool {
+	_, ok := reflect.TypeFor[commands.GateConfig]().FieldByName("MinReplicas")
+	return ok
+}
+
+// TestFaultRedisSentinelFailover: a primary, a replica and 3 Sentinels
+// (down after 500 ms); the API and the relay connect with a
+// redis+sentinel:// URL and wait for one replica on every write. The
+// primary is killed mid-burst; once the Sentinels promoted the replica, a
+// new replica is attached to it (a replacement machine: with one replica
+// and none left, writes that must reach a replica wait for it).
+func TestFaultRedisSentinelFailover(t *testing.T) {
+	t.Parallel()
+	aof := localsvc.RedisConfig{AppendOnly: true, AppendFsync: "everysec"}
+	primary := testenv.RedisServer(t, aof)
+	replica := testenv.RedisReplica(t, primary, aof)
+	s := testenv.RedisSentinels(t, primary, 3)
+	failoverBurst(t, s.URL(), "redis primary kill -9, Sentinel failover", func(ctx context.Context, _ string) failover {
+		if err := primary.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		return failover{
+			victim: primary.Addr(),
+			promoted: func() error {
+				got, err := s.WaitFailover(ctx, primary.Addr())
+				if err == nil && got != replica.Addr() {
+					err = fmt.Errorf("the Sentinels promoted %s, not the replica %s", got, replica.Addr())
+				}
+				return err
+			},
+			replace: func() { testenv.RedisReplica(t, replica, aof) },
+		}
+	})
+}
+
+// TestFaultRedisClusterFailover: the same on a 3-master Redis Cluster with
+// a replica per master; the master that owns the sale's slot is killed and
+// the cluster fails the slot over to its replica (node timeout 2 s).
+func TestFaultRedisClusterFailover(t *testing.T) {
+	t.Parallel()
+	cl := testenv.RedisClusterReplicas(t, 3, 1)
+	failoverBurst(t, "redis+cluster://"+strings.Join(cl.Addrs(), ","), "redis cluster master kill -9, cluster failover",
+		func(ctx context.Context, sale string) failover {
+			c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+			defer c.Close()
+			m, err := c.MasterForKey(ctx, "seckill:{sale:"+sale+"}:sale")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range cl.Masters {
+				if n.Addr() != m.Options().Addr {
+					continue
+				}
+				if err := n.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				heir := cl.Replicas[i][0]
+				return failover{
+					victim:   n.Addr(),
+					promoted: func() error { return waitRole(ctx, heir.Addr(), "master") },
+					replace:  func() { cl.AddReplica(t, heir.Addr()) },
+				}
+			}
+			t.Fatalf("the sale's master %s is none of %v", m.Options().Addr, cl.Addrs())
+			return failover{}
+		})
+}
+
+// failover is what a scenario's kill did: the server it killed, how to
+// wait for its replica's promotion, and how to give the promoted replica a
+// replica of its own (a replacement machine: with one replica and none
+// left, writes that must reach a replica wait for it).
+type failover struct {
+	victim   string
+	promoted func() error
+	replace  func()
+}
+
+// failoverBurst runs the scenario on the gate's Redis at redisURL: an API
+// node, a relay+sweeper and a projector; a sale of less stock than
+// shoppers (a double sale would oversell it); shoppers at a steady rate;
+// kill(sale) kills the server that holds the sale. Once its replica is
+// promoted and has a replica of its own, the shoppers go on a while, and
+// the judge runs.
+func failoverBurst(t *testing.T, redisURL, name string, kill func(ctx context.Context, sale string) failover) {
+	rate := pick(300.0, 1500.0)
+	d := newDeployment(t, redisURL)
+	api := d.serveArgs("api", "api", "--redis-min-replicas", "1")
+	d.serveArgs("relay", "relay,sweeper", "--redis-min-replicas", "1")
+	d.serve("projector", "projector")
+	d.sys.base = api.base
+	users := int(rate * pick(5.0, 10.0))
+	stock := users * 3 / 4
+	sale := d.sys.createSale(stock, `,"per_user_limit":1`)
+
+	b := newShoppers(d, sale, []string{api.base}, "f", 16)
+	b.rate = rate
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); b.buy(stop, 0, users) }()
+	b.waitAccepted(int64(rate), time.Minute)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	killedAt := b.accepted.Load()
+	start := time.Now()
+	f := kill(ctx, sale)
+	if err := f.promoted(); err != nil {
+		t.Fatal(err)
+	}
+	promoted := time.Since(start)
+	atPromotion := b.accepted.Load()
+	f.replace()
+	replaced := time.Since(start)
+	time.Sleep(pick(time.Second, 3*time.Second)) // shoppers buy from the promoted replica
+	close(stop)
+	<-done
+	t.Log(b.summary())
+	b.allAnswered()
+	if b.unavailable+b.noAnswer == 0 {
+		t.Error("no purchase met the failover: the scenario tested nothing")
+	}
+	if b.accepted.Load() == atPromotion {
+		t.Error("no purchase was accepted after the promotion")
+	}
+
+	waitDrained(t, d.gate(), time.Minute)
+	fold, _, err := eventstore.FoldLog(ctx, d.brokers(), eventstore.DefaultTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := b.ledger()
+	kept := map[string]string{}
+	var lost []string
+	for o, u := range told {
+		if st, ok := fold.Orders[o]; ok && st.UserID == u {
+			kept[o] = u
+		} else {
+			lost = append(lost, o)
+		}
+	}
+	st := fold.Sales[sale]
+	if st == nil || st.ReservedQty > st.Stock || len(kept) > stock {
+		t.Errorf("oversold: the log has %+v for a stock of %d; %d orders told", st, stock, len(told))
+	}
+	t.Logf("faults: %s: %s killed after %d orders; its replica promoted %v later, given a replica of its own after %v; %d orders accepted after the promotion; %d accepted orders not in the log",
+		name, f.victim, killedAt, promoted.Round(time.Millisecond), replaced.Round(time.Millisecond), b.accepted.Load()-atPromotion, len(lost))
+	switch {
+	case gateWaits() && len(lost) > 0:
+		t.Errorf("%d orders answered 202/200 are lost with the primary, e.g. %v", len(lost), lost[:min(5, len(lost))])
+	case len(lost) > 0:
+		// The gate does not wait for the replica yet: the lost orders are
+		// in neither the log nor the promoted gate; judge the rest.
+		t.Logf("the gate does not WAIT for replicas in this build: %d orders told 202 were lost with the primary", len(lost))
+	}
+	d.judge(name, kept)
+	b.matchLog(fold)
+	if recs, dup := logOrder(t, d.brokers()); recs == 0 {
+		t.Error("empty log")
+	} else {
+		t.Logf("log: %d records, %d redelivered (the relay published again what the promoted replica had not seen trimmed)", recs, dup)
+	}
+}
+
+// waitRole waits until the server at addr reports role (master or slave).
+func waitRole(ctx context.Context, addr, role string) error {
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	for {
+		info, err := c.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "role:"+role+"\r\n") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s never became %s: %w", addr, role, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestFaultRedisReplicaFrozen: the replica stops answering (SIGSTOP: a
+// partition or a stall), so no write can reach it. Purchases must be
+// answered 503 with Retry-After, not 202: the gate cannot promise to keep
+// them. Once the replica answers again the same shoppers buy, each getting
+// the order its refused attempt may have written (200) or a new one (202).
+func TestFaultRedisReplicaFrozen(t *testing.T) {
+	t.Parallel()
+	if !gateWaits() {
+		t.Skip("needs the gate's WAIT (commands.GateConfig.MinReplicas), the lead's part of issue 14")
+	}
+	primary := testenv.RedisServer(t, localsvc.RedisConfig{AppendOnly: true})
+	replica := testenv.RedisReplica(t, primary)
+	// A plain URL: the primary has a replica at start, so writes wait for one.
+	d := newDeployment(t, primary.URL())
+	api := d.serve("api", "api")
+	d.serve("relay", "relay,sweeper")
+	d.serve("projector", "projector")
+	d.sys.base = api.base
+	sale := d.sys.createSale(10_000, `,"per_user_limit":1`)
+	b := newShoppers(d, sale, []string{api.base}, "z", 8)
+	b.buy(nil, 0, 40)
+	if b.statuses[http.StatusAccepted] != 40 {
+		t.Fatalf("before the freeze: statuses %v; want 40×202", b.statuses)
+	}
+
+	if err := replica.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replica.Thaw() })
+	client := newClient(4)
+	frozen := pick(20, 100)
+	var slowest time.Duration
+	for i := 40; i < 40+frozen; i++ {
+		start := time.Now()
+		a := call(client, "POST", api.base+"/v1/sales/"+sale+"/purchase", d.sys.token(b.user(i)), `{"quantity":1}`)
+		slowest = max(slowest, time.Since(start))
+		if a.status != http.StatusServiceUnavailable || a.order != "" {
+			t.Errorf("purchase with the replica frozen: %d %v; want 503 and no order", a.status, a.body)
+		}
+	}
+	if err := replica.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	b.buy(nil, 40, frozen)
+	t.Log(b.summary())
+	b.allAnswered()
+	fold, _ := d.judge("redis replica frozen", b.ledger())
+	b.matchLog(fold)
+	t.Logf("faults: redis replica frozen: %d purchases answered 503 (slowest %v) while it was; after it answered again every shopper holds one order",
+		frozen, slowest.Round(time.Millisecond))
+}
