@@ -9,6 +9,8 @@ import "strconv"
 // for a type the generator did not see or a value json.Marshal would refuse.
 func appendPayload(b []byte, e Event) ([]byte, bool) {
 	switch v := e.(type) {
+	case DrawHeld:
+		return v.appendJSON(b)
 	case OrderExpired:
 		return v.appendJSON(b)
 	case OrderPaid:
@@ -33,6 +35,9 @@ func appendPayload(b []byte, e Event) ([]byte, bool) {
 // writes; false for anything else.
 func readPayload(t string, r *canonReader) (Event, bool) {
 	switch t {
+	case TypeDrawHeld:
+		e := readDrawHeld(r)
+		return e, r.done()
 	case TypeOrderExpired:
 		e := readOrderExpired(r)
 		return e, r.done()
@@ -65,6 +70,8 @@ func readPayload(t string, r *canonReader) (Event, bool) {
 // callers switch on plain event types.
 func deref(e Event) Event {
 	switch v := e.(type) {
+	case *DrawHeld:
+		return *v
 	case *OrderExpired:
 		return *v
 	case *OrderPaid:
@@ -82,6 +89,48 @@ func deref(e Event) Event {
 	case *StockReserved:
 		return *v
 	}
+	return e
+}
+
+func (e DrawHeld) appendJSON(b []byte) ([]byte, bool) {
+	ok := true
+	b = append(b, `{"sale_id":`...)
+	b = appendString(b, e.SaleID)
+	b = append(b, `,"draw_id":`...)
+	b = appendString(b, e.DrawID)
+	b = append(b, `,"slice":`...)
+	b = strconv.AppendInt(b, e.Slice, 10)
+	b = append(b, `,"closed_at":`...)
+	b, ok = appendTimeOK(b, e.ClosedAt, ok)
+	b = append(b, `,"seed":`...)
+	b = appendString(b, e.Seed)
+	b = append(b, `,"units":`...)
+	b = strconv.AppendInt(b, e.Units, 10)
+	b = append(b, `,"entrants":`...)
+	b = appendStrings(b, e.Entrants)
+	b = append(b, `,"winners":`...)
+	b = appendStrings(b, e.Winners)
+	return append(b, '}'), ok
+}
+
+func readDrawHeld(r *canonReader) (e DrawHeld) {
+	r.lit(`{"sale_id":`)
+	e.SaleID = r.str()
+	r.lit(`,"draw_id":`)
+	e.DrawID = r.str()
+	r.lit(`,"slice":`)
+	e.Slice = r.int()
+	r.lit(`,"closed_at":`)
+	e.ClosedAt = r.time()
+	r.lit(`,"seed":`)
+	e.Seed = r.str()
+	r.lit(`,"units":`)
+	e.Units = r.int()
+	r.lit(`,"entrants":`)
+	e.Entrants = r.strs()
+	r.lit(`,"winners":`)
+	e.Winners = r.strs()
+	r.lit(`}`)
 	return e
 }
 
@@ -231,6 +280,10 @@ func (e SaleCreated) appendJSON(b []byte) ([]byte, bool) {
 		b = append(b, `,"challenge_bits":`...)
 		b = strconv.AppendInt(b, e.ChallengeBits, 10)
 	}
+	if e.ReleaseMode != "" {
+		b = append(b, `,"release_mode":`...)
+		b = appendString(b, e.ReleaseMode)
+	}
 	if e.Shards != 0 {
 		b = append(b, `,"shards":`...)
 		b = strconv.AppendInt(b, e.Shards, 10)
@@ -276,6 +329,10 @@ func readSaleCreated(r *canonReader) (e SaleCreated) {
 	if r.peek(`,"challenge_bits":`) {
 		r.lit(`,"challenge_bits":`)
 		e.ChallengeBits = r.int()
+	}
+	if r.peek(`,"release_mode":`) {
+		r.lit(`,"release_mode":`)
+		e.ReleaseMode = r.str()
 	}
 	if r.peek(`,"shards":`) {
 		r.lit(`,"shards":`)

@@ -118,6 +118,14 @@ func appendTimeOK(b []byte, t time.Time, ok bool) ([]byte, bool) {
 
 // appendInt64s appends s as json.Marshal does: null for a nil slice.
 func appendInt64s(b []byte, s []int64) []byte {
+	return appendList(b, s, func(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) })
+}
+
+// appendStrings appends s as json.Marshal does: null for a nil slice.
+func appendStrings(b []byte, s []string) []byte { return appendList(b, s, appendString) }
+
+// appendList appends s as a JSON array of elem's values, null when nil.
+func appendList[T any](b []byte, s []T, elem func([]byte, T) []byte) []byte {
 	if s == nil {
 		return append(b, "null"...)
 	}
@@ -126,7 +134,7 @@ func appendInt64s(b []byte, s []int64) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendInt(b, v, 10)
+		b = elem(b, v)
 	}
 	return append(b, ']')
 }
@@ -216,19 +224,26 @@ func (r *canonReader) bool() bool {
 
 // int64s reads null (a nil slice) or an array of integers (a non-nil slice,
 // empty for [], as encoding/json makes it).
-func (r *canonReader) int64s() []int64 {
+func (r *canonReader) int64s() []int64 { return readList(r, r.int) }
+
+// strs reads null or an array of plain strings (str), as int64s does.
+func (r *canonReader) strs() []string { return readList(r, r.str) }
+
+// readList reads null (a nil slice) or an array of elem's values (a
+// non-nil slice, empty for []).
+func readList[T any](r *canonReader, elem func() T) []T {
 	if r.peek("null") {
 		r.i += 4
 		return nil
 	}
 	r.lit("[")
-	out := []int64{}
+	out := []T{}
 	if r.peek("]") {
 		r.i++
 		return out
 	}
 	for r.ok {
-		out = append(out, r.int())
+		out = append(out, elem())
 		if r.peek(",") {
 			r.i++
 			continue

@@ -206,6 +206,9 @@ func (f *Fold) Apply(env Envelope, ev Event) bool {
 		s.Ended, s.Unsold, s.EndReason, s.EndedAt = true, e.Unsold, e.Reason, at
 	case StockMoved:
 		// Moves change no sale-level counter; applyShard places them.
+	case DrawHeld:
+		// A draw changes no counter; DrawAudit (draw.go) draws it again and
+		// checks the orders against it.
 	default:
 		f.violate("event %s: unhandled type %T", env.ID, ev)
 	}

@@ -45,6 +45,11 @@ type Protections struct {
 	// issued (package challenge): a SHA-256 with this many leading zero bits,
 	// 2^bits hashes on average (0: none). It implies RequireToken.
 	ChallengeBits int64 `json:"challenge_bits,omitempty"`
+	// ReleaseMode "draw" (ReleaseModeDraw) draws each released slice among
+	// the users who asked during its window instead of serving the fastest
+	// (domain/draw.go); "" is first come, first served. Draw needs
+	// ReleaseStep.
+	ReleaseMode string `json:"release_mode,omitempty"`
 }
 
 // withDefaults fills a staged sale's interval and per-user limit and turns
@@ -60,7 +65,9 @@ func (p Protections) withDefaults() Protections {
 	switch {
 	case p.UserIntervalMS == UserIntervalOff:
 		p.UserIntervalMS = 0
-	case p.UserIntervalMS == 0 && p.ReleaseStep > 0:
+	case p.UserIntervalMS == 0 && p.ReleaseStep > 0 && p.ReleaseMode != ReleaseModeDraw:
+		// A draw does not reward speed, and a winner of two slices in a
+		// row must not be refused by the rate limit: no default there.
 		p.UserIntervalMS = DefaultStagedUserIntervalMS
 	}
 	return p
@@ -69,6 +76,12 @@ func (p Protections) withDefaults() Protections {
 // validate reports what is wrong with p for a sale of spec.
 func (p Protections) validate(spec SaleSpec) []error {
 	var errs []error
+	switch {
+	case p.ReleaseMode != "" && p.ReleaseMode != ReleaseModeDraw:
+		errs = append(errs, Invalid("release_mode", "must be %q or absent (first come, first served)", ReleaseModeDraw))
+	case p.ReleaseMode == ReleaseModeDraw && p.ReleaseStep == 0:
+		errs = append(errs, Invalid("release_mode", "draw needs release_step: each released slice is drawn"))
+	}
 	if p.ChallengeBits < 0 || p.ChallengeBits > MaxChallengeBits {
 		errs = append(errs, Invalid("challenge_bits", "must be between 0 (no challenge) and %d", MaxChallengeBits))
 	}

@@ -30,6 +30,8 @@ func RefsOf(e Event) Refs {
 		return Refs{SaleID: v.SaleID, Quantity: v.Unsold}
 	case StockMoved:
 		return Refs{SaleID: v.SaleID, Quantity: v.Quantity}
+	case DrawHeld:
+		return Refs{SaleID: v.SaleID, Quantity: v.Units}
 	}
 	return Refs{}
 }

@@ -49,6 +49,12 @@ func (s *server) purchase(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, bodyErr)
 		return
 	}
+	if sale, ok := s.drawSale(r, chi.URLParam(r, "id")); ok {
+		// A draw-mode sale serves nobody first: the attempt enters the
+		// slice's draw (draw.go).
+		s.enterDraw(w, r, sale, id.UserID, qty)
+		return
+	}
 	res, err := s.Gate.Purchase(r.Context(), commands.Purchase{
 		SaleID: chi.URLParam(r, "id"), UserID: id.UserID, Quantity: qty, IdempotencyKey: key,
 		Token: r.Header.Get(commands.PurchaseTokenHeader),

@@ -25,6 +25,8 @@ type createSaleRequest struct {
 	ReleaseIntervalMS int64  `json:"release_interval_ms"`
 	RequireToken      bool   `json:"require_token"`
 	ChallengeBits     int64  `json:"challenge_bits"`
+	// ReleaseMode "draw" draws each released slice (domain/draw.go).
+	ReleaseMode string `json:"release_mode"`
 	// Shards splits a hot sale's stock over Redis slots (docs/sharding.md);
 	// optional, default 1.
 	Shards int `json:"shards"`
@@ -33,7 +35,7 @@ type createSaleRequest struct {
 // protections turns the request's protection fields into the domain's.
 func (req createSaleRequest) protections() (domain.Protections, error) {
 	p := domain.Protections{ReleaseStep: req.ReleaseStep, ReleaseIntervalMS: req.ReleaseIntervalMS,
-		RequireToken: req.RequireToken, ChallengeBits: req.ChallengeBits}
+		RequireToken: req.RequireToken, ChallengeBits: req.ChallengeBits, ReleaseMode: req.ReleaseMode}
 	switch v := req.UserIntervalMS; {
 	case v == nil:
 	case *v < 0:

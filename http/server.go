@@ -77,6 +77,9 @@ type Config struct {
 	// the solution that sales with challenge_bits want before a purchase
 	// token (http/challenge.go).
 	Challenges Challenger
+	// Draws, when set, turns purchases in draw-mode sales into entries of
+	// the slice's draw and serves GET /v1/sales/{id}/draw (package draw).
+	Draws Drawer
 	// AccessLog configures the log line per request (http/trace.go).
 	AccessLog AccessLog
 	// DeadLetters, when set, serves /v1/admin/deadletters: list, show,
@@ -195,6 +198,7 @@ func (s *server) routeV1(r chi.Router) {
 		r.Use(s.authenticate)
 		r.Get("/sales/{id}/token", s.purchaseToken)
 		r.Get("/sales/{id}/challenge", s.getChallenge)
+		r.Get("/sales/{id}/draw", s.getDrawResult)
 		r.Get("/orders/{id}", s.getOrder)
 		r.Post("/orders/{id}/pay", s.pay)
 		r.Get("/users/me/orders", s.myOrders)

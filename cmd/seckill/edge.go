@@ -4,12 +4,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seckill/seckill/challenge"
+	"github.com/seckill/seckill/commands"
+	"github.com/seckill/seckill/draw"
 	shttp "github.com/seckill/seckill/http"
 )
 
@@ -72,18 +75,24 @@ func (e *edgeFlags) validate() error {
 
 // apply sets the router's edge configuration; validate has passed. The
 // challenges are keyed by the JWT secret, which every API node shares, and
-// spent in the gate's Redis, which every API node reaches.
-func (e *edgeFlags) apply(cfg *shttp.Config, rdb redis.UniversalClient, jwtSecret string) error {
+// spent in the gate's Redis, which every API node reaches. It returns the
+// draws of draw-mode sales, whose drawer the node runs.
+func (e *edgeFlags) apply(cfg *shttp.Config, gate *commands.Gate, rdb redis.UniversalClient, jwtSecret string, log *slog.Logger) (*draw.Draws, error) {
 	ch, err := challenge.New(challenge.Config{Key: challenge.DeriveKey([]byte(jwtSecret))}, rdb)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.Challenges = ch
+	draws, err := draw.New(draw.Config{Log: log}, gate, rdb)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Draws = draws
 	trusted, _ := shttp.ParseTrustedProxies(e.trustedProxies)
 	cfg.ClientLimit = shttp.ClientLimitConfig{RPS: e.clientRPS, Burst: e.clientBurst, TrustedProxies: trusted}
 	cfg.StatusMaxAge = e.statusMaxAge
 	if e.statusMaxAge == 0 {
 		cfg.StatusMaxAge = -1 // the router's 0 means its default
 	}
-	return nil
+	return draws, nil
 }

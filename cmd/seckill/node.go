@@ -316,9 +316,12 @@ func (n *node) apiHandler() (http.Handler, error) {
 	if hcfg.DeadLetters, err = n.rm.deadLetters(); err != nil {
 		return nil, err
 	}
-	if err := n.cfg.edge.apply(&hcfg, n.rdb, n.ep.JWTSecret); err != nil {
+	draws, err := n.cfg.edge.apply(&hcfg, n.gate, n.rdb, n.ep.JWTSecret, n.log)
+	if err != nil {
 		return nil, err
 	}
+	// Every API node runs the drawer; a lease per sale keeps one at work.
+	n.roles = append(n.roles, role{name: "drawer", run: draws.Run})
 	return shttp.NewHandler(hcfg)
 }
 

@@ -33,6 +33,7 @@ const (
 	kBool
 	kTime
 	kInt64s
+	kStrings
 )
 
 // field is one JSON member of an event, in the order json.Marshal writes it.
@@ -206,8 +207,10 @@ func kindOf(t ast.Expr) (kind, error) {
 		return kTime, nil
 	case "[]int64":
 		return kInt64s, nil
+	case "[]string":
+		return kStrings, nil
 	default:
-		return 0, fmt.Errorf("type %s is not supported by the generated codec (string, int64, bool, time.Time, []int64)", s)
+		return 0, fmt.Errorf("type %s is not supported by the generated codec (string, int64, bool, time.Time, []int64, []string)", s)
 	}
 }
 
@@ -282,6 +285,8 @@ func renderAppender(b *bytes.Buffer, ev event) {
 			p("%sb, ok = appendTimeOK(b, e.%s, ok)\n", indent, f.goName)
 		case kInt64s:
 			p("%sb = appendInt64s(b, e.%s)\n", indent, f.goName)
+		case kStrings:
+			p("%sb = appendStrings(b, e.%s)\n", indent, f.goName)
 		}
 		if f.omitEmpty {
 			p("\t}\n")
@@ -298,7 +303,7 @@ func nonEmpty(f field) string {
 		return "e." + f.goName + " != 0"
 	case kBool:
 		return "e." + f.goName
-	case kInt64s:
+	case kInt64s, kStrings:
 		return "len(e." + f.goName + ") > 0"
 	}
 	panic("codecgen: no emptiness for this kind")
@@ -318,7 +323,7 @@ func renderReader(b *bytes.Buffer, ev event) {
 			indent = "\t\t"
 		}
 		p("%sr.lit(%s)\n", indent, "`"+key+"`")
-		reader := map[kind]string{kString: "str", kInt64: "int", kBool: "bool", kTime: "time", kInt64s: "int64s"}[f.kind]
+		reader := map[kind]string{kString: "str", kInt64: "int", kBool: "bool", kTime: "time", kInt64s: "int64s", kStrings: "strs"}[f.kind]
 		p("%se.%s = r.%s()\n", indent, f.goName, reader)
 		if f.omitEmpty {
 			p("\t}\n")
