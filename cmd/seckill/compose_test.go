@@ -43,3 +43,38 @@ func TestComposeNeedsSecret(t *testing.T) {
 		t.Error("compose.yaml still holds a placeholder secret")
 	}
 }
+
+// TestComposeRedisSentinels (issue 14): the stack's Redis URL is a Sentinel
+// URL that openRedis reads, naming Sentinel services the file defines, each
+// monitoring the master name of the URL; a replica follows the primary.
+func TestComposeRedisSentinels(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	m := regexp.MustCompile(`(?m)^\s*SECKILL_REDIS_URL:\s*(\S+)\s*$`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("compose.yaml sets no SECKILL_REDIS_URL")
+	}
+	opt, err := parseSentinelURL(m[1])
+	if err != nil {
+		t.Fatalf("SECKILL_REDIS_URL %s: %v", m[1], err)
+	}
+	if len(opt.SentinelAddrs) < 3 {
+		t.Errorf("%d Sentinels; a quorum that survives one loss needs 3", len(opt.SentinelAddrs))
+	}
+	for _, addr := range opt.SentinelAddrs {
+		host, _, _ := strings.Cut(addr, ":")
+		if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(host) + `:`).MatchString(text) {
+			t.Errorf("Sentinel %s is not a service of compose.yaml", host)
+		}
+	}
+	if !strings.Contains(text, "sentinel monitor "+opt.MasterName+" redis 6379 2") {
+		t.Errorf("no Sentinel monitors %q at redis:6379 with quorum 2", opt.MasterName)
+	}
+	if !strings.Contains(text, `"--replicaof", "redis", "6379"`) {
+		t.Error("no replica of redis:6379")
+	}
+}
