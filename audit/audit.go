@@ -259,6 +259,11 @@ func (a *Auditor) Run(ctx context.Context) (Report, error) {
 			st.Undecodable, strings.Join(st.Errors, "; ")))
 	}
 	rep.Checks = append(rep.Checks, logCheck, outbox)
+	drawCheck, err := a.checkDraws(ctx, fold) // draw.go
+	if err != nil {
+		return rep, err
+	}
+	rep.Checks = append(rep.Checks, drawCheck)
 
 	gateCheck := Check{Name: "gate"}
 	if a.gate == nil {
