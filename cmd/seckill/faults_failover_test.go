@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +264,30 @@ func TestFaultRedisReplicaFrozen(t *testing.T) {
 	b.matchLog(fold)
 	t.Logf("faults: redis replica frozen: %d purchases answered 503 (slowest %v) while it was; after it answered again every shopper holds one order",
 		frozen, slowest.Round(time.Millisecond))
+}
+
+// TestFaultReplicaAckCost measures what waiting for a replica costs: purchase
+// throughput through one API node on a primary without replica, on one with
+// a replica the gate does not wait for, and on one it waits for
+// (--redis-min-replicas 1), side by side in the same run (compareThroughput:
+// turns, median of 5 rounds of 3 s, 64 and 4 clients). A measurement for
+// docs/durability.md and BENCHMARKS.md, run by make faults only.
+func TestFaultReplicaAckCost(t *testing.T) {
+	if !faultsLong() {
+		t.Skipf("a measurement: make faults (%s=1) runs it", longEnv)
+	}
+	if !gateWaits() {
+		t.Skip("needs the gate's WAIT (commands.GateConfig.MinReplicas), the lead's part of issue 14")
+	}
+	aof := localsvc.RedisConfig{AppendOnly: true, AppendFsync: "everysec"}
+	alone := testenv.RedisServer(t, aof)
+	setups := []*costSetup{newCostSetup(t, "no replica", alone.URL(), []string{alone.Addr()}, "--redis-min-replicas", "0")}
+	for _, min := range []string{"0", "1"} {
+		p := testenv.RedisServer(t, aof)
+		r := testenv.RedisReplica(t, p, aof)
+		setups = append(setups, newCostSetup(t, "replica, --redis-min-replicas "+min, p.URL(),
+			[]string{p.Addr(), r.Addr()}, "--redis-min-replicas", min))
+	}
+	t.Logf("faults: purchase throughput by replica acknowledgement (AOF everysec everywhere; Redis CPU counts primary and replica), one API node each, median of %d rounds of %v, GOMAXPROCS %d:\n%s",
+		costRounds, costRound, runtime.GOMAXPROCS(0), compareThroughput(t, setups))
 }
