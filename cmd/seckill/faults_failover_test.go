@@ -216,9 +216,10 @@ func waitRole(ctx context.Context, addr, role string) error {
 
 // TestFaultRedisReplicaFrozen: the replica stops answering (SIGSTOP: a
 // partition or a stall), so no write can reach it. Purchases must be
-// answered 503 with Retry-After, not 202: the gate cannot promise to keep
-// them. Once the replica answers again the same shoppers buy, each getting
-// the order its refused attempt may have written (200) or a new one (202).
+// answered 503, not 202: the gate cannot promise to keep them. Once the
+// replica answers again the same shoppers buy, each getting the order its
+// refused attempt may have written (200) or a new one (202). Then the
+// replica dies (kill -9): 503 again, until a new replica is attached.
 func TestFaultRedisReplicaFrozen(t *testing.T) {
 	t.Parallel()
 	if !gateWaits() {
@@ -239,31 +240,46 @@ func TestFaultRedisReplicaFrozen(t *testing.T) {
 		t.Fatalf("before the freeze: statuses %v; want 40×202", b.statuses)
 	}
 
+	client := newClient(4)
+	refused := pick(20, 100)
+	// refuse has shoppers [from, from+refused) try once each: every one
+	// must be answered 503 with Retry-After and no order.
+	refuse := func(what string, from int) time.Duration {
+		var slowest time.Duration
+		for i := from; i < from+refused; i++ {
+			start := time.Now()
+			a := call(client, "POST", api.base+"/v1/sales/"+sale+"/purchase", d.sys.token(b.user(i)), `{"quantity":1}`)
+			slowest = max(slowest, time.Since(start))
+			if a.status != http.StatusServiceUnavailable || a.order != "" {
+				t.Errorf("purchase with the replica %s: %d %v; want 503 and no order", what, a.status, a.body)
+			}
+		}
+		return slowest
+	}
+
 	if err := replica.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = replica.Thaw() })
-	client := newClient(4)
-	frozen := pick(20, 100)
-	var slowest time.Duration
-	for i := 40; i < 40+frozen; i++ {
-		start := time.Now()
-		a := call(client, "POST", api.base+"/v1/sales/"+sale+"/purchase", d.sys.token(b.user(i)), `{"quantity":1}`)
-		slowest = max(slowest, time.Since(start))
-		if a.status != http.StatusServiceUnavailable || a.order != "" {
-			t.Errorf("purchase with the replica frozen: %d %v; want 503 and no order", a.status, a.body)
-		}
-	}
+	slowFrozen := refuse("frozen", 40)
 	if err := replica.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	b.buy(nil, 40, frozen)
+	b.buy(nil, 40, refused)
+
+	if err := replica.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	slowKilled := refuse("killed", 40+refused)
+	testenv.RedisReplica(t, primary)
+	b.buy(nil, 40+refused, refused)
+
 	t.Log(b.summary())
 	b.allAnswered()
-	fold, _ := d.judge("redis replica frozen", b.ledger())
+	fold, _ := d.judge("redis replica frozen, then killed", b.ledger())
 	b.matchLog(fold)
-	t.Logf("faults: redis replica frozen: %d purchases answered 503 (slowest %v) while it was; after it answered again every shopper holds one order",
-		frozen, slowest.Round(time.Millisecond))
+	t.Logf("faults: redis replica frozen: %d purchases answered 503 (slowest %v); killed: %d answered 503 (slowest %v); once a replica answered again every shopper holds one order",
+		refused, slowFrozen.Round(time.Millisecond), refused, slowKilled.Round(time.Millisecond))
 }
 
 // TestFaultReplicaAckCost measures what waiting for a replica costs: purchase
