@@ -52,11 +52,11 @@ func TestAuditShardedSale(t *testing.T) {
 
 	// Two shards drift in opposite directions: the sale's sum holds, the
 	// shards do not.
-	w.rdb.HIncrBy(ctx, w.gate.ShardSaleKey(sale.ID, 1, shards), "remaining", 1)
-	w.rdb.HIncrBy(ctx, w.gate.ShardSaleKey(sale.ID, 2, shards), "remaining", -1)
+	w.rdb.HIncrBy(ctx, w.gate.Keyspace().Shard(sale.ID, 1, shards).Hash, "remaining", 1)
+	w.rdb.HIncrBy(ctx, w.gate.Keyspace().Shard(sale.ID, 2, shards).Hash, "remaining", -1)
 	expect(t, w.audit(time.Second), "shard 1 remaining")
-	w.rdb.HIncrBy(ctx, w.gate.ShardSaleKey(sale.ID, 1, shards), "remaining", -1)
-	w.rdb.HIncrBy(ctx, w.gate.ShardSaleKey(sale.ID, 2, shards), "remaining", 1)
+	w.rdb.HIncrBy(ctx, w.gate.Keyspace().Shard(sale.ID, 1, shards).Hash, "remaining", -1)
+	w.rdb.HIncrBy(ctx, w.gate.Keyspace().Shard(sale.ID, 2, shards).Hash, "remaining", 1)
 
 	if _, err := w.gate.EndSale(ctx, commands.EndSale{SaleID: sale.ID}); err != nil {
 		t.Fatal(err)

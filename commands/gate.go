@@ -3,10 +3,10 @@ package commands
 import (
 	"context"
 	"crypto/rand"
-	_ "embed"
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,19 +14,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
-)
-
-var (
-	//go:embed lua/create_sale.lua
-	createSaleLua string
-	//go:embed lua/purchase.lua
-	purchaseLua string
-	//go:embed lua/pay.lua
-	payLua string
-	//go:embed lua/expire.lua
-	expireLua string
-	//go:embed lua/end_sale.lua
-	endSaleLua string
 )
 
 // GateConfig configures the Redis gate.
@@ -61,6 +48,32 @@ type GateConfig struct {
 	// that order. Default 2s. (The client needs ContextTimeoutEnabled for the
 	// deadline to reach the socket.)
 	RedisTimeout time.Duration
+	// BatchSize is the most commands of one shard decided by one script call
+	// (group commit, batch.go). Default 128; 1 turns batching off: every
+	// command is its own call, with no bound on calls in flight.
+	BatchSize int
+	// BatchInFlight is how many script calls of one shard may be on their way
+	// at once; commands arriving meanwhile wait for the next. Default 2.
+	BatchInFlight int
+	// MinReplicas is how many replicas must acknowledge a write (WAIT)
+	// before the command is answered; fewer answers ErrUnavailable. 0: none
+	// (a single Redis, or durability by AOF alone). docs/durability.md.
+	MinReplicas int
+	// ReplicaTimeout bounds the wait for the replicas; default 200ms.
+	ReplicaTimeout time.Duration
+}
+
+// Validate refuses a configuration that cannot work.
+func (c GateConfig) Validate() error {
+	switch {
+	case c.BatchSize < 0, c.BatchInFlight < 0:
+		return errors.New("gate: batch size and batches in flight must not be negative")
+	case c.MinReplicas < 0:
+		return errors.New("gate: min replicas must not be negative")
+	case c.ReplicaTimeout < 0:
+		return errors.New("gate: replica timeout must not be negative")
+	}
+	return nil
 }
 
 func (c GateConfig) withDefaults() GateConfig {
@@ -85,17 +98,30 @@ func (c GateConfig) withDefaults() GateConfig {
 	if c.RedisTimeout == 0 {
 		c.RedisTimeout = 2 * time.Second
 	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 128
+	}
+	if c.BatchInFlight == 0 {
+		c.BatchInFlight = 2
+	}
+	if c.BatchSize == 1 {
+		// One command per call: as many calls in flight as callers.
+		c.BatchInFlight = math.MaxInt
+	}
+	if c.ReplicaTimeout == 0 {
+		c.ReplicaTimeout = 200 * time.Millisecond
+	}
 	return c
 }
 
 // Gate is the write model in Redis. All methods are safe for concurrent use by
 // any number of goroutines and nodes: the scripts decide, not the callers.
 type Gate struct {
-	cfg   GateConfig
-	rdb   redis.UniversalClient
-	clock Clock
-
-	createSale, purchase, pay, expire, endSale *redis.Script
+	cfg     GateConfig
+	ks      Keyspace
+	rdb     redis.UniversalClient
+	clock   Clock
+	scripts scripts
 
 	mu    sync.RWMutex
 	sales map[string]*cachedSale
@@ -106,8 +132,8 @@ type Gate struct {
 	admission *rate.Limiter // nil: no cap
 	tokens    *tokenSigner  // nil: no key, no tokens
 
-	// shardSales is this node's memory of sharded sales (shard.go).
-	shardSales sync.Map // sale id → *shardedSale
+	// layouts is this node's memory of each sale's shards (layout.go).
+	layouts sync.Map // sale id → *saleLayout
 }
 
 type cachedSale struct {
@@ -121,19 +147,19 @@ func NewGate(cfg GateConfig, rdb redis.UniversalClient) (*Gate, error) {
 	if rdb == nil {
 		return nil, errors.New("gate: redis client is required")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	return &Gate{
-		cfg:        cfg,
-		rdb:        rdb,
-		clock:      cfg.Clock,
-		createSale: redis.NewScript(createSaleLua),
-		purchase:   redis.NewScript(purchaseLua),
-		pay:        redis.NewScript(payLua),
-		expire:     redis.NewScript(expireLua),
-		endSale:    redis.NewScript(endSaleLua),
-		sales:      map[string]*cachedSale{},
-		admission:  newAdmission(cfg),
-		tokens:     newTokenSigner(cfg.TokenKey),
+		cfg:       cfg,
+		ks:        Keyspace{Prefix: cfg.Prefix},
+		rdb:       rdb,
+		clock:     cfg.Clock,
+		scripts:   newScripts(),
+		sales:     map[string]*cachedSale{},
+		admission: newAdmission(cfg),
+		tokens:    newTokenSigner(cfg.TokenKey),
 	}, nil
 }
 
@@ -141,7 +167,7 @@ func NewGate(cfg GateConfig, rdb redis.UniversalClient) (*Gate, error) {
 // purchase of a burst does not pay for it (and a Redis without them is noticed
 // at start).
 func (g *Gate) Load(ctx context.Context) error {
-	for _, s := range append([]*redis.Script{g.createSale, g.purchase, g.pay, g.expire, g.endSale}, shardScripts...) {
+	for _, s := range g.scripts.all() {
 		if err := s.Load(ctx, g.rdb).Err(); err != nil {
 			return fmt.Errorf("load gate script: %w", err)
 		}
@@ -152,13 +178,11 @@ func (g *Gate) Load(ctx context.Context) error {
 // Prefix is the key prefix of this gate.
 func (g *Gate) Prefix() string { return g.cfg.Prefix }
 
-// SalesKey is the set of every sale id the gate knows.
-func (g *Gate) SalesKey() string { return g.cfg.Prefix + "sales" }
+// Keyspace names the gate's keys.
+func (g *Gate) Keyspace() Keyspace { return g.ks }
 
 // OutboxesKey is the set of every outbox stream key, read by the relay.
-func (g *Gate) OutboxesKey() string { return g.cfg.Prefix + "outboxes" }
-
-func (g *Gate) keys(saleID string) keys { return saleKeys(g.cfg.Prefix, saleID) }
+func (g *Gate) OutboxesKey() string { return g.ks.Outboxes() }
 
 // Now is the gate's clock.
 func (g *Gate) Now() time.Time { return g.clock.Now() }

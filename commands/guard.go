@@ -38,7 +38,7 @@ var shardSeed = maphash.MakeSeed()
 // saleGuard is one sale's local state on this node.
 type saleGuard struct {
 	cfg                       SaleConfig
-	keys                      keys  // the sale's Redis keys, named once rather than per purchase
+	lay                       *saleLayout // the sale's keys and shards, named once rather than per purchase
 	startsMS, endsMS, userGap int64 // ms
 	soldOutTTL                int64 // ns
 
@@ -252,7 +252,7 @@ func (g *Gate) guard(ctx context.Context, id string) (*saleGuard, error) {
 		return nil, err
 	}
 	sg := newSaleGuard(cfg, g.cfg.SoldOutTTL)
-	sg.keys = g.keys(id)
+	sg.lay = g.layout(cfg)
 	v, _ := g.guards.LoadOrStore(id, sg)
 	return v.(*saleGuard), nil
 }

@@ -45,15 +45,15 @@ func (o GateOrder) History() []domain.HistoryEntry {
 // Order reads an order from the gate; domain.ErrOrderNotFound when the gate
 // has no such order.
 func (g *Gate) Order(ctx context.Context, orderID string) (GateOrder, error) {
-	// The order's shard of a sharded sale (in the id), else the sale's keys.
-	k, saleID, ok, err := g.orderKeys(ctx, orderID)
+	// The order's shard is in its id.
+	lay, sh, ok, err := g.orderShard(ctx, orderID)
 	if err != nil {
 		return GateOrder{}, fmt.Errorf("read order %s: %w", orderID, err)
 	}
 	if !ok {
 		return GateOrder{}, domain.ErrOrderNotFound
 	}
-	h, err := g.rdb.HGetAll(ctx, k.order(orderID)).Result()
+	h, err := g.rdb.HGetAll(ctx, sh.keys.Order(orderID)).Result()
 	if err != nil {
 		return GateOrder{}, fmt.Errorf("read order %s: %w", orderID, err)
 	}
@@ -62,7 +62,7 @@ func (g *Gate) Order(ctx context.Context, orderID string) (GateOrder, error) {
 	}
 	num := func(k string) int64 { n, _ := strconv.ParseInt(h[k], 10, 64); return n }
 	return GateOrder{
-		OrderID: orderID, SaleID: saleID, UserID: h["user"], Quantity: num("qty"),
+		OrderID: orderID, SaleID: lay.id, UserID: h["user"], Quantity: num("qty"),
 		PriceCents: num("price"), AmountCents: num("amount"), Status: h["status"],
 		PayBy: fromMS(h["pay_by"]), PaymentRef: h["payment_ref"], PlacedAt: fromMS(h["placed_at"]),
 		PaidAt: fromMS(h["paid_at"]), ExpiredAt: fromMS(h["expired_at"]),

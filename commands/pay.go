@@ -27,42 +27,72 @@ type Payment struct {
 // someone else's order, so ids are not probed), ErrAlreadyPaid (paid under
 // another payment reference), ErrExpired, or a *domain.ValidationError.
 // Paying again with the same reference returns the first answer.
+//
+// The order is not read first: its shard is in its id, and its quantity and
+// amount, which OrderPaid carries, are joined into the event by the script
+// (splice), so a payment is one script call, batched with its shard's.
 func (g *Gate) Pay(ctx context.Context, cmd Pay) (Payment, error) {
 	ref, err := domain.PaymentRef(cmd.PaymentRef)
 	if err != nil {
 		return Payment{}, err
 	}
-	o, err := g.Order(ctx, cmd.OrderID)
-	if err != nil {
-		return Payment{}, err
+	if err := domain.ValidUserID(cmd.UserID); err != nil {
+		return Payment{}, domain.ErrOrderNotFound
 	}
-	if o.UserID != cmd.UserID {
+	lay, sh, ok, err := g.orderShard(ctx, cmd.OrderID)
+	if err != nil {
+		return Payment{}, fmt.Errorf("pay order %s: %w", cmd.OrderID, err)
+	}
+	if !ok {
 		return Payment{}, domain.ErrOrderNotFound
 	}
 	now := g.clock.Now()
 	env, err := domain.EncodeWith(domain.OrderPaid{
-		OrderID: o.OrderID, SaleID: o.SaleID, UserID: o.UserID, Quantity: o.Quantity,
-		AmountCents: o.AmountCents, PaymentRef: ref,
+		OrderID: cmd.OrderID, SaleID: lay.id, UserID: cmd.UserID, Quantity: placeholderQty,
+		AmountCents: placeholderAmount, PaymentRef: ref,
 	}, now, domain.MetadataFrom(ctx))
 	if err != nil {
 		return Payment{}, err
 	}
-	// The order's shard of a sharded sale, else the sale's keys.
-	k, _, _, err := g.orderKeys(ctx, o.OrderID)
+	parts, err := splice(env, placeholderQty, placeholderAmount)
 	if err != nil {
 		return Payment{}, err
 	}
-	v, err := g.pay.Run(ctx, g.rdb, []string{k.order(o.OrderID), k.due, k.outbox, k.sale},
-		ms(now), cmd.UserID, ref, o.OrderID, env).Result()
-	if err != nil {
-		return Payment{}, fmt.Errorf("pay order %s: %w", o.OrderID, err)
+	req := &payReq{wake: make(chan []*payReq, 1), args: []any{ms(now), cmd.UserID, ref, cmd.OrderID, parts[0], parts[1], parts[2]}}
+	sh.pays.do(req)
+	if req.err != nil {
+		return Payment{}, fmt.Errorf("pay order %s: %w", cmd.OrderID, req.err)
 	}
-	r, err := toReply(v)
-	if err != nil {
-		return Payment{}, err
-	}
-	if r.str(0) != "paid" {
+	switch r := req.reply; r.str(0) {
+	case "paid":
+		return Payment{OrderID: cmd.OrderID, Status: domain.StatusPaid, PaymentRef: ref, PaidAt: fromMS(r.str(1))}, nil
+	case "overflow":
+		return Payment{}, fmt.Errorf("pay order %s: the sale's paid total would exceed 2^53 cents: %w", cmd.OrderID, domain.ErrConflict)
+	default:
 		return Payment{}, scriptError(r.str(0))
 	}
-	return Payment{OrderID: o.OrderID, Status: domain.StatusPaid, PaymentRef: ref, PaidAt: fromMS(r.str(1))}, nil
+}
+
+// payReq is one payment in a batch (batch.go).
+type payReq struct {
+	wake  chan []*payReq
+	args  []any
+	reply reply
+	err   error
+}
+
+func (r *payReq) wakeup() chan []*payReq { return r.wake }
+
+// execPays decides a batch of payments of shard sh in one script call.
+func (g *Gate) execPays(sh *shard, batch []*payReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RedisTimeout)
+	defer cancel()
+	k := sh.keys
+	args := make([]any, 0, 2+7*len(batch))
+	args = append(args, k.OrderPf, g.syncFlag())
+	for _, r := range batch {
+		args = append(args, r.args...)
+	}
+	v, err := g.eval(ctx, g.scripts.pay, []string{k.Hash, k.Due, k.Outbox}, args...)
+	answerBatch(batch, v, err, func(r *payReq, rep reply, err error) { r.reply, r.err = rep, err })
 }

@@ -71,10 +71,11 @@ type SaleRestore struct {
 }
 
 // Restore rebuilds the gate's state in Redis from a fold of the whole log, in
-// exactly the layout the scripts use (keys.go, lua/*.lua): per sale its hash
-// (configuration and counters), its orders' hashes, the idempotency hash,
-// the units each user holds, the expiry queue of still-reserved orders, and
-// the registry sets. It is the answer to losing Redis: the log is the source
+// exactly the layout the scripts use (Keyspace, lua/*.lua): per sale its head
+// and per shard its hash (configuration and counters), its orders' hashes,
+// the idempotency hash, the units each user holds, the expiry queue of
+// still-reserved orders, the moves it was credited, and the registry sets. A
+// sale the gate holds in an earlier layout is rewritten in today's (Force). It is the answer to losing Redis: the log is the source
 // of truth, and the gate is a fold of it.
 //
 // Outboxes are left empty: every restored event is already in the log. A sale
@@ -83,9 +84,9 @@ type SaleRestore struct {
 // (ErrGateLive) unless opts.Force. Refusals are checked for every sale before
 // anything is written.
 //
-// Each sale's hash is written last, after its orders and indexes: the scripts
-// treat a sale without a hash as unknown, so no purchase, payment or sweep
-// acts on a half-restored sale.
+// Each shard's hash is written after its orders and indexes, and the head
+// last: the scripts treat a shard without a hash as unknown, and no node
+// loads a sale without a head, so nothing acts on a half-restored sale.
 func (g *Gate) Restore(ctx context.Context, fold *domain.Fold, opts RestoreOptions) (RestoreReport, error) {
 	start := time.Now()
 	var rep RestoreReport
@@ -140,7 +141,7 @@ func (g *Gate) Restore(ctx context.Context, fold *domain.Fold, opts RestoreOptio
 	rep.Sales = make([]SaleRestore, len(sales))
 	var live, pending []string
 	for i, s := range sales {
-		sr, outbox, err := g.restoreCheckSale(ctx, s) // either layout (shard_restore.go)
+		sr, outbox, err := g.restoreCheck(ctx, s)
 		if err != nil {
 			return rep, err
 		}
@@ -170,24 +171,6 @@ func (g *Gate) Restore(ctx context.Context, fold *domain.Fold, opts RestoreOptio
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil
-}
-
-// restoreCheck reads what the gate has of a sale: whether any of its keys
-// exists, its remaining stock, and its outbox's length.
-func (g *Gate) restoreCheck(ctx context.Context, saleID string) (SaleRestore, int64, error) {
-	k := g.keys(saleID)
-	pipe := g.rdb.Pipeline()
-	exists := pipe.Exists(ctx, k.sale, k.idem, k.units, k.due)
-	remaining := pipe.HGet(ctx, k.sale, "remaining")
-	outbox := pipe.XLen(ctx, k.outbox)
-	if _, err := pipe.Exec(ctx); err != nil && !isNil(err) {
-		return SaleRestore{}, 0, fmt.Errorf("restore: read sale %s: %w", saleID, err)
-	}
-	sr := SaleRestore{SaleID: saleID, Existed: exists.Val() > 0}
-	if n, err := remaining.Int64(); err == nil {
-		sr.RemainingBefore, sr.HadRemaining = n, true
-	}
-	return sr, outbox.Val(), nil
 }
 
 // batch queues commands on pipelines of size commands and sends up to
@@ -250,157 +233,16 @@ func (b *batch) flush() error {
 	return b.g.Wait()
 }
 
-// restoreSale rewrites one sale's keys.
-func (g *Gate) restoreSale(ctx context.Context, s *domain.SaleState, orders []*domain.OrderState, sr *SaleRestore, opts RestoreOptions, rep *RestoreReport) error {
-	if s.Shards > 1 {
-		return g.restoreShardedSale(ctx, s, orders, sr, opts, rep)
-	}
-	k := g.keys(s.SaleID)
-	wrap := func(err error) error { return fmt.Errorf("restore sale %s: %w", s.SaleID, err) }
-	if sr.Existed {
-		// The sale hash goes first: from here on the scripts answer
-		// sale_not_found until the restore writes it back.
-		if err := g.rdb.Del(ctx, k.sale, k.idem, k.units, k.due).Err(); err != nil {
-			return wrap(err)
-		}
-		inLog := make(map[string]bool, len(orders))
-		for _, o := range orders {
-			inLog[o.OrderID] = true
-		}
-		removed, err := g.deleteOrders(ctx, k, opts.BatchSize, inLog)
-		if err != nil {
-			return wrap(err)
-		}
-		sr.OrdersRemoved = removed
-	}
-
-	b := newBatch(ctx, g.rdb, opts.BatchSize)
-	idem := make(map[string]string, len(orders))
-	var idemOrder []string // fields in placing order, for a stable write
-	var due []redis.Z
-	for _, o := range orders {
-		fields := []any{"user", o.UserID, "qty", o.Quantity, "status", o.Status,
-			"pay_by", ms(o.PayBy), "placed_at", ms(o.PlacedAt), "amount", o.AmountCents, "price", o.PriceCents}
-		switch o.Status {
-		case domain.StatusPaid:
-			fields = append(fields, "payment_ref", o.PaymentRef, "paid_at", ms(o.PaidAt))
-		case domain.StatusExpired:
-			fields = append(fields, "expired_at", ms(o.ExpiredAt))
-		case domain.StatusReserved:
-			due = append(due, redis.Z{Score: float64(o.PayBy.UnixMilli()), Member: o.OrderID})
-		}
-		key := k.order(o.OrderID)
-		err := b.add(func(p redis.Pipeliner) {
-			if sr.Existed {
-				p.Del(ctx, key) // the pass above kept it: drop stale fields
-			}
-			p.HSet(ctx, key, fields...)
-		})
-		if err != nil {
-			return wrap(err)
-		}
-		f := idemField(o.UserID, o.IdempotencyKey)
-		if _, taken := idem[f]; !taken {
-			idem[f] = o.OrderID
-			idemOrder = append(idemOrder, f)
-		}
-	}
-	sr.Orders, sr.Reserved = len(orders), len(due)
-
-	// The indexes go in commands of up to 500 members each.
-	const chunk = 500
-	for i := 0; i < len(idemOrder); i += chunk {
-		var args []any
-		for _, f := range idemOrder[i:min(i+chunk, len(idemOrder))] {
-			args = append(args, f, idem[f])
-		}
-		if err := b.add(func(p redis.Pipeliner) { p.HSet(ctx, k.idem, args...) }); err != nil {
-			return wrap(err)
-		}
-	}
-	users := make([]string, 0, len(s.Buyers))
-	for u := range s.Buyers {
-		users = append(users, u)
-	}
-	slices.Sort(users)
-	for i := 0; i < len(users); i += chunk {
-		var args []any
-		for _, u := range users[i:min(i+chunk, len(users))] {
-			// Zero stays: the scripts leave a user's field at 0 when their
-			// last reservation expires, and so does the restore.
-			args = append(args, u, s.Buyers[u])
-		}
-		if err := b.add(func(p redis.Pipeliner) { p.HSet(ctx, k.units, args...) }); err != nil {
-			return wrap(err)
-		}
-	}
-	for i := 0; i < len(due); i += chunk {
-		zs := due[i:min(i+chunk, len(due))]
-		if err := b.add(func(p redis.Pipeliner) { p.ZAdd(ctx, k.due, zs...) }); err != nil {
-			return wrap(err)
-		}
-	}
-	if err := b.add(func(p redis.Pipeliner) {
-		p.SAdd(ctx, g.SalesKey(), s.SaleID)
-		p.SAdd(ctx, g.OutboxesKey(), k.outbox)
-	}); err != nil {
-		return wrap(err)
-	}
-	if err := b.flush(); err != nil {
-		return wrap(err)
-	}
-	// The blacklist is not in the log: the sale gets a copy of whatever the
-	// gate's blacklist holds now, as CreateSale gives a new sale.
-	if err := g.copyBlacklist(ctx, s.SaleID); err != nil {
-		return wrap(err)
-	}
-	// Last, the sale itself: the scripts now find everything it points to.
-	if err := g.rdb.HSet(ctx, k.sale, saleHash(s)...).Err(); err != nil {
-		return wrap(err)
-	}
-	g.announceRestored(ctx, s)
-	if r := s.Remaining(); r < 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("sale %s: restored with remaining %d < 0 (the log oversold it); the gate answers sold_out", s.SaleID, r))
-	}
-	return nil
-}
-
-// saleHash is the sale hash as create_sale.lua writes it (newSaleFields) and
-// purchase, pay, expire and end_sale.lua update it. Counters the scripts
-// create on first use (HINCRBY) are written only once they would exist, so a
-// restored hash equals the original field for field. Later pairs override
-// earlier ones in one HSET.
-func saleHash(s *domain.SaleState) []any {
-	h := newSaleFields(s.SaleCreated, s.CreatedAt)
-	h = append(h, "remaining", s.Remaining(), "reserved", s.ReservedQty, "paid", s.PaidQty, "expired", s.ExpiredQty)
-	if s.Orders > 0 {
-		h = append(h, "orders", s.Orders)
-	}
-	if s.PaidOrders > 0 {
-		h = append(h, "paid_cents", s.PaidCents)
-	}
-	if s.PoolQty > 0 {
-		h = append(h, "pool_released", s.PoolQty)
-	}
-	if returned := s.ReleasedQty - s.PoolQty; returned > 0 {
-		h = append(h, "returned", returned)
-	}
-	if s.Ended {
-		h = append(h, "ended", 1, "end_reason", s.EndReason, "ended_at", ms(s.EndedAt), "unsold", s.Unsold)
-	}
-	return h
-}
-
 // deleteOrders deletes the order hashes of a sale that the log does not
 // know (keep tells those it does; the caller rewrites them) and returns how
 // many it deleted. All of a sale's keys share its hash tag, so on Redis
 // Cluster they live on one node, the one scanned.
-func (g *Gate) deleteOrders(ctx context.Context, k keys, batchSize int, keep map[string]bool) (int, error) {
+func (g *Gate) deleteOrders(ctx context.Context, k ShardKeys, batchSize int, keep map[string]bool) (int, error) {
 	var scanner interface {
 		Scan(ctx context.Context, cursor uint64, match string, count int64) *redis.ScanCmd
 	} = g.rdb
 	if cc, ok := g.rdb.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, k.sale)
+		node, err := cc.MasterForKey(ctx, k.Hash)
 		if err != nil {
 			return 0, err
 		}
@@ -409,7 +251,7 @@ func (g *Gate) deleteOrders(ctx context.Context, k keys, batchSize int, keep map
 	b := newBatch(ctx, g.rdb, batchSize)
 	removed := 0
 	// Glob characters in the prefix are escaped so the match is literal.
-	match := globEscape(k.orderPf) + "*"
+	match := globEscape(k.OrderPf) + "*"
 	var cursor uint64
 	for {
 		found, next, err := scanner.Scan(ctx, cursor, match, 1000).Result()
@@ -417,7 +259,7 @@ func (g *Gate) deleteOrders(ctx context.Context, k keys, batchSize int, keep map
 			return removed, err
 		}
 		for _, key := range found {
-			if keep[strings.TrimPrefix(key, k.orderPf)] {
+			if keep[strings.TrimPrefix(key, k.OrderPf)] {
 				continue
 			}
 			removed++
@@ -454,5 +296,5 @@ func (g *Gate) announceRestored(ctx context.Context, s *domain.SaleState) {
 	case s.Remaining() <= 0:
 		notice = "soldout "
 	}
-	_ = g.rdb.Publish(ctx, g.NotifyChannel(), notice+s.SaleID).Err()
+	_ = g.rdb.Publish(ctx, g.ks.Notify(), notice+s.SaleID).Err()
 }

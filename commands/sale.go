@@ -68,47 +68,77 @@ type CreateSale struct {
 }
 
 // CreateSale validates the spec, writes the sale to the gate and appends
-// SaleCreated to its outbox, atomically.
+// SaleCreated to its outbox.
 func (g *Gate) CreateSale(ctx context.Context, cmd CreateSale) (SaleView, error) {
 	spec := cmd.Spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
 		return SaleView{}, err
 	}
-	id := newID()
+	return g.createSale(ctx, newID(), spec)
+}
+
+// createSale writes sale id of a valid spec: its shard count first
+// (ShardCounts, for Block), then its registrations, the blacklist copies,
+// every shard with its allocation, and the head with SaleCreated LAST. Until
+// the head exists no node knows the sale (loadSale reads it), so nobody buys
+// from a half-made sale, and the log never has a SaleCreated whose shards are
+// missing; a crash before it leaves unreachable keys only.
+func (g *Gate) createSale(ctx context.Context, id string, spec domain.SaleSpec) (SaleView, error) {
 	ev := spec.Created(id)
 	now := g.clock.Now()
 	env, err := domain.EncodeWith(ev, now, domain.MetadataFrom(ctx))
 	if err != nil {
 		return SaleView{}, err
 	}
-	if ev.Shards > 1 {
-		return g.createShardedSale(ctx, ev, env, now)
+	n := domain.ShardCount(ev.Shards)
+	head := g.ks.Head(id)
+	if err := g.rdb.HSet(ctx, g.ks.ShardCounts(), id, n).Err(); err != nil {
+		return SaleView{}, fmt.Errorf("register shards of sale %s: %w", id, err)
 	}
-	k := g.keys(id)
-	// Registered before the script runs, so the relay and the sweeper find the
+	shards := make([]ShardKeys, n)
+	outboxes := []any{head.Outbox}
+	for i := range n {
+		shards[i] = g.ks.Shard(id, i, n)
+		if shards[i].Outbox != head.Outbox {
+			outboxes = append(outboxes, shards[i].Outbox)
+		}
+	}
+	// Registered before the scripts run, so the relay and the sweeper find the
 	// sale as soon as it exists; an entry for a sale whose script failed is harmless.
 	pipe := g.rdb.Pipeline()
-	pipe.SAdd(ctx, g.SalesKey(), id)
-	pipe.SAdd(ctx, g.OutboxesKey(), k.outbox)
+	pipe.SAdd(ctx, g.ks.Sales(), id)
+	pipe.SAdd(ctx, g.ks.Outboxes(), outboxes...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return SaleView{}, fmt.Errorf("register sale %s: %w", id, err)
 	}
-	args := append([]any{env}, newSaleFields(ev, now)...)
 	if err := g.copyBlacklist(ctx, id); err != nil {
 		return SaleView{}, err
 	}
-	v, err := g.createSale.Run(ctx, g.rdb, []string{k.sale, k.outbox}, args...).Result()
-	if err != nil {
+	for i, k := range shards {
+		if err := g.created(ctx, g.scripts.initShard, []string{k.Hash}, shardFields(ev, now, i)...); err != nil {
+			return SaleView{}, fmt.Errorf("create shard %d of sale %s: %w", i, id, err)
+		}
+	}
+	if err := g.created(ctx, g.scripts.createHead, []string{head.Hash, head.Outbox}, append([]any{env}, headFields(ev, now)...)...); err != nil {
 		return SaleView{}, fmt.Errorf("create sale %s: %w", id, err)
+	}
+	return g.Sale(ctx, id)
+}
+
+// created runs a script that creates a hash and answers "created".
+func (g *Gate) created(ctx context.Context, s *redis.Script, keys []string, args ...any) error {
+	v, err := g.eval(ctx, s, keys, args...)
+	if err != nil {
+		return err
 	}
 	r, err := toReply(v)
 	if err != nil {
-		return SaleView{}, err
+		return err
 	}
 	if r.str(0) != "created" {
-		return SaleView{}, fmt.Errorf("create sale %s: %s: %w", id, r.str(0), domain.ErrConflict)
+		return fmt.Errorf("%s: %w", r.str(0), domain.ErrConflict)
 	}
-	return g.Sale(ctx, id)
+	return nil
 }
 
 // Sale returns the sale's view, served from a short-lived cache (see
@@ -151,12 +181,9 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 	if !domain.ValidID(id) {
 		return nil, domain.ErrSaleNotFound
 	}
-	h, err := g.rdb.HGetAll(ctx, g.keys(id).sale).Result()
+	h, err := g.readHead(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("read sale %s: %w", id, err)
-	}
-	if len(h) == 0 {
-		return nil, domain.ErrSaleNotFound
+		return nil, err
 	}
 	now := g.clock.Now()
 	num := func(k string) int64 { n, _ := strconv.ParseInt(h[k], 10, 64); return n }
@@ -164,6 +191,7 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 		ID: id, Name: h["name"], Stock: num("stock"), PriceCents: num("price"),
 		StartsAt: fromMS(h["starts"]), EndsAt: fromMS(h["ends"]), PerUserLimit: num("limit"),
 		PayWithin: time.Duration(num("pay_within")) * time.Second, Currency: h["currency"],
+		Shards: domain.ShardCount(num("shards")),
 	}
 	if cfg.Currency == "" {
 		// Sales created before currencies existed were all in the default.
@@ -178,18 +206,15 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 	view := SaleView{
 		ID: id, Name: cfg.Name, Stock: cfg.Stock, PriceCents: cfg.PriceCents,
 		StartsAt: cfg.StartsAt, EndsAt: cfg.EndsAt, PerUserLimit: cfg.PerUserLimit,
-		PayWithinS: num("pay_within"), Currency: cfg.Currency, Remaining: num("remaining"),
+		PayWithinS: num("pay_within"), Currency: cfg.Currency,
 		EndReason: h["end_reason"], Unsold: num("unsold"), ServerTime: now,
 		Protections: cfg.Protections,
 	}
-	if n := num("shards"); n > 1 {
-		// A sharded sale's pool is the sum of its shards' (shard_sale.go).
-		cfg.Shards, view.Shards = int(n), int(n)
-		if view.Remaining, err = g.shardedRemaining(ctx, g.sharded(cfg)); err != nil {
-			return nil, err
-		}
-	} else {
-		cfg.Shards = 1
+	if cfg.Shards > 1 {
+		view.Shards = cfg.Shards
+	}
+	if view.Remaining, err = g.remaining(ctx, g.layout(cfg)); err != nil {
+		return nil, err
 	}
 	if h["ended"] == "1" {
 		view.State = SaleEnded
@@ -201,6 +226,53 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 	g.sales[id] = c
 	g.mu.Unlock()
 	return c, nil
+}
+
+// readHead reads a sale's head, moving a sale of an earlier layout to
+// today's first (migrate_head.lua). domain.ErrSaleNotFound when there is none.
+func (g *Gate) readHead(ctx context.Context, id string) (map[string]string, error) {
+	head := g.ks.Head(id)
+	for attempt := 0; attempt < 2; attempt++ {
+		h, err := g.rdb.HGetAll(ctx, head.Hash).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read sale %s: %w", id, err)
+		}
+		if len(h) > 0 {
+			return h, nil
+		}
+		if attempt > 0 {
+			break
+		}
+		v, err := g.eval(ctx, g.scripts.migrateHead, []string{head.Hash, head.Legacy})
+		if err != nil {
+			return nil, fmt.Errorf("migrate sale %s: %w", id, err)
+		}
+		if r, err := toReply(v); err != nil || r.str(0) == "none" {
+			return nil, domain.ErrSaleNotFound
+		}
+	}
+	return nil, domain.ErrSaleNotFound
+}
+
+// remaining is the sum of a sale's pools, read now (units in flight between
+// two shards are in neither for a moment: the view may be a little low,
+// never high).
+func (g *Gate) remaining(ctx context.Context, lay *saleLayout) (int64, error) {
+	pipe := g.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, lay.n())
+	for i, sh := range lay.shards {
+		cmds[i] = pipe.HGet(ctx, sh.keys.Hash, "remaining")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !isNil(err) {
+		return 0, fmt.Errorf("read shards of sale %s: %w", lay.id, err)
+	}
+	var sum int64
+	for i, c := range cmds {
+		n, _ := c.Int64()
+		lay.shards[i].left.Store(n)
+		sum += n
+	}
+	return sum, nil
 }
 
 func saleState(v SaleView, now time.Time) string {
@@ -224,16 +296,9 @@ func (g *Gate) forget(id string) {
 
 // SaleIDs lists every sale the gate knows.
 func (g *Gate) SaleIDs(ctx context.Context) ([]string, error) {
-	ids, err := g.rdb.SMembers(ctx, g.SalesKey()).Result()
+	ids, err := g.rdb.SMembers(ctx, g.ks.Sales()).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("list sales: %w", err)
 	}
 	return ids, nil
-}
-
-func boolField(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

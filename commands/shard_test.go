@@ -656,7 +656,7 @@ func TestShardedRestore(t *testing.T) {
 	if err := f.rdb.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.rdb.SAdd(ctx, f.gate.BlacklistKey(), "mallory").Err(); err != nil {
+	if err := f.rdb.SAdd(ctx, f.gate.Keyspace().Blacklist(), "mallory").Err(); err != nil {
 		t.Fatal(err) // the blacklist is not in the log; it survives as the gate's own
 	}
 	rep, err := f.gate.Restore(ctx, fd, commands.RestoreOptions{BatchSize: 5})

@@ -24,6 +24,11 @@ var (
 	ErrUnauthenticated   = errors.New("missing or invalid credentials")
 	ErrConflict          = errors.New("conflicting state")
 	ErrTokenRequired     = errors.New("valid purchase token required")
+	// ErrUnavailable is a write the gate could not make durable (fewer
+	// replicas acknowledged it than required) or a dependency that cannot
+	// serve right now: the client may retry; a purchase retried with its key
+	// answers with its order if the gate kept it.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // ValidationError names the field a client got wrong and why.

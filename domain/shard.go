@@ -88,11 +88,11 @@ func ShardInitial(stock int64, shards, i int) int64 {
 	return n
 }
 
-// ShardOrderID is the id of an order placed on shard of a sharded sale:
+// ShardOrderID is the id of an order placed on shard of a sale:
 // "<saleID>-<shard>_<suffix>". SaleOfOrder still reads the sale from it (the
 // last '-'), and ShardOfOrder the shard, so any node finds the order's keys
-// from its id alone. Unsharded orders ("<saleID>-<suffix>", suffix without
-// '_') keep their form.
+// from its id alone. Orders of classic sales placed before every order named
+// its shard ("<saleID>-<suffix>", suffix without '_') are shard 0's.
 func ShardOrderID(saleID string, shard int, suffix string) string {
 	return saleID + "-" + strconv.Itoa(shard) + "_" + suffix
 }
@@ -163,15 +163,13 @@ func (s *SaleState) ShardRemaining(i int) int64 {
 	return n
 }
 
-// applyShard adds an event of a sharded sale to its shard's counters. It is
-// called for every event after the sale-level fold; events of unsharded sales
-// (order ids without a shard, no moves) change nothing here.
+// applyShard adds an event to its shard's counters. It is called for every
+// event after the sale-level fold. Every sale has shards: a classic sale
+// one, whose orders' ids may name none (orders placed before every order id
+// named its shard are shard 0's).
 func (f *Fold) applyShard(ev Event) {
 	order := func(id, sale string) *ShardState {
-		i, ok := ShardOfOrder(id)
-		if !ok {
-			return nil
-		}
+		i, _ := ShardOfOrder(id)
 		return f.sale(sale).Shard(i)
 	}
 	switch e := ev.(type) {
@@ -216,6 +214,10 @@ func (f *Fold) applyShard(ev Event) {
 		s.ShardsUnsold = e.ShardsUnsold
 		for i, n := range e.ShardsUnsold {
 			s.Shard(i).Unsold = n
+		}
+		if len(e.ShardsUnsold) == 0 {
+			// A sale of one shard records its unsold units once.
+			s.Shard(0).Unsold = e.Unsold
 		}
 	}
 }

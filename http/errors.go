@@ -145,7 +145,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{errorDetail{Code: "unavailable", Message: "a dependency timed out; retry"}})
 		return
 	}
-	if dependencyDown(err) && r.Context().Err() == nil {
+	if (dependencyDown(err) || errors.Is(err, domain.ErrUnavailable)) && r.Context().Err() == nil {
 		// Redis unreachable, restarting or failing over: the client did
 		// nothing wrong and may retry; a purchase retried with its key
 		// answers with its order if the gate took it after all.

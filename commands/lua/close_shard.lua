@@ -1,4 +1,4 @@
--- Closes one shard of a sharded sale that is ending: no purchase and no move
+-- Closes one shard of a sale that is ending: no purchase and no move
 -- out of it from now on. Its pool is collected later (collect_shard.lua),
 -- once every move in flight has landed. Closing twice is closing once.
 -- KEYS[1] shard hash

@@ -1,6 +1,6 @@
--- Starts ending a sharded sale: records that it is ending and why, so that a
+-- Starts ending a sale: records that it is ending and why, so that a
 -- sweeper finishes the end if this node dies half way (the first reason
--- stays). The end itself is end_shards.lua, after every shard is collected.
+-- stays). The end itself is end_finish.lua, after every shard is collected.
 -- KEYS[1] head hash
 -- ARGV[1] reason
 local s = redis.call('HMGET', KEYS[1], 'stock', 'ended', 'ending')

@@ -1,4 +1,4 @@
--- Opens one shard of a sharded sale: its configuration and its allocation.
+-- Opens one shard of a sale: its configuration and its allocation.
 -- No event: SaleCreated (in the head's outbox) says how the stock is split.
 -- KEYS[1] shard hash
 -- ARGV field/value pairs

@@ -1,107 +1,138 @@
--- Reserves stock for one purchase, atomically: blacklist, idempotent retry,
+-- Decides a batch of purchases on one shard, in order, each exactly as if it
+-- were alone (group commit, commands/batch.go): blacklist, idempotent retry,
 -- sale window, per-user rate limit, per-user limit, a stock decrement that
 -- never goes below zero and never runs ahead of the release schedule, the
--- order record with its pay-by deadline, and the events in the outbox.
--- KEYS[1] sale hash, KEYS[2] idem hash, KEYS[3] units hash, KEYS[4] due zset,
--- KEYS[5] outbox, KEYS[6] the new order's hash, KEYS[7] the user's rate-limit
--- key, KEYS[8] the sale's blacklist set
--- ARGV[1] now ms, ARGV[2] user, ARGV[3] idem field, ARGV[4] quantity,
--- ARGV[5] order id, ARGV[6] pay-by ms, ARGV[7] amount cents,
--- ARGV[8] order key prefix, ARGV[9] StockReserved envelope, ARGV[10] OrderPlaced envelope,
--- ARGV[11] notification channel, ARGV[12] sale id ('' for a shard of a
--- sharded sale: its pool reaching 0 does not sell the sale out)
--- Sharded sales only (docs/sharding.md; KEYS[1] is then the home shard's hash):
--- KEYS[9] the shard's applied-moves hash, ARGV[13] '1' when this is the
--- second call of one attempt, after a pull (the first counted the attempt),
--- ARGV[14..] move id, quantity pairs: units moved here for this attempt.
--- They are credited first, whatever the answer, because the donor shards
--- have given them up already; each move once (the hash remembers it), and
--- never into a pool the end has collected (credit.lua says why).
-if #ARGV >= 14 then
-  local c = redis.call('HMGET', KEYS[1], 'stock', 'collected')
-  if c[1] and c[2] ~= '1' then
-    for i = 14, #ARGV - 1, 2 do
-      if redis.call('HSETNX', KEYS[9], ARGV[i], ARGV[i + 1]) == 1 then
-        redis.call('HINCRBY', KEYS[1], 'remaining', ARGV[i + 1])
-        redis.call('HINCRBY', KEYS[1], 'moved_in', ARGV[i + 1])
+-- order record with its pay-by deadline. Every check of a purchase that can
+-- fail runs before it writes. The events of the batch's reservations go to
+-- the outbox in ONE entry, in the order decided.
+-- KEYS[1] shard hash, KEYS[2] idem hash, KEYS[3] units hash, KEYS[4] due zset,
+-- KEYS[5] outbox, KEYS[6] applied-moves hash, KEYS[7] blacklist copy
+-- ARGV[1] notification channel, ARGV[2] sale id to announce a sell-out with
+-- ('' when the sale has other shards: this pool reaching 0 does not sell it
+-- out), ARGV[3] order key prefix, ARGV[4] rate-limit key prefix, ARGV[5] '1'
+-- when an answer that writes nothing must write anyway (commands/durable.go),
+-- then per purchase: now ms, user, idem field, quantity, order id, pay-by ms,
+-- amount cents, StockReserved envelope, OrderPlaced envelope, '1' when this
+-- is the second call of one attempt after a pull (the first counted the
+-- attempt), the number of moves n, then n move id, quantity pairs: units
+-- moved here for this attempt (docs/sharding.md). They are credited first,
+-- whatever the answer, because the donors have given them up already; each
+-- move once (the hash remembers it), and never into a pool the end has
+-- collected (credit.lua says why).
+local s = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit', 'remaining', 'ended', 'price',
+  'stock', 'user_interval', 'release_step', 'release_interval', 'collected')
+local starts, ends, limit = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
+local remaining, price, stock = tonumber(s[4]), s[6], tonumber(s[7])
+local interval = tonumber(s[8] or '0') or 0
+local step, every = tonumber(s[9] or '0') or 0, tonumber(s[10] or '0') or 0
+local events, wrote, soldout = {}, false, false
+
+-- decide decides the purchase whose arguments start at ARGV[i].
+local function decide(i, nc)
+  local nows, user, idem, qty, oid = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
+  local payby, cont, c0 = ARGV[i + 5], ARGV[i + 9], i + 11
+  local now = tonumber(nows)
+  if not s[1] then
+    return {'sale_not_found'}
+  end
+  if nc > 0 and s[11] ~= '1' then
+    for j = c0, c0 + 2 * nc - 1, 2 do
+      if redis.call('HSETNX', KEYS[6], ARGV[j], ARGV[j + 1]) == 1 then
+        remaining = redis.call('HINCRBY', KEYS[1], 'remaining', ARGV[j + 1])
+        redis.call('HINCRBY', KEYS[1], 'moved_in', ARGV[j + 1])
+        wrote = true
       end
     end
   end
-end
-local s = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit', 'remaining', 'ended', 'price',
-  'stock', 'user_interval', 'release_step', 'release_interval')
-if not s[1] then
-  return {'sale_not_found'}
-end
--- Checked here too, not only on the node: a node whose copy of the blacklist
--- missed a notification must not let a blocked user buy.
-if redis.call('SISMEMBER', KEYS[8], ARGV[2]) == 1 then
-  return {'blocked'}
-end
--- A retry answers with the order it already made, even after sell-out or the
--- end, and is not an attempt for the rate limit.
-local existing = redis.call('HGET', KEYS[2], ARGV[3])
-if existing then
-  local o = redis.call('HMGET', ARGV[8] .. existing, 'status', 'pay_by', 'qty')
-  return {'existing', existing, o[1], o[2], o[3]}
-end
-local now = tonumber(ARGV[1])
-if s[5] == '1' or now >= tonumber(s[2]) then
-  return {'ended'}
-end
-local starts = tonumber(s[1])
-if now < starts then
-  return {'not_started'}
-end
--- One attempt per user per interval, across every node. The key holds the
--- attempt's time on the callers' clock (the one every decision here uses) and
--- expires with the interval, so idle users cost no memory.
-local interval = tonumber(s[8] or '0') or 0
-if interval > 0 and ARGV[13] ~= '1' then
-  local last = tonumber(redis.call('GET', KEYS[7]) or '')
-  if last and now - last < interval then
-    return {'rate_limited', math.min(interval, interval - (now - last))}
+  -- Checked here too, not only on the node: a node whose copy of the
+  -- blacklist missed a notification must not let a blocked user buy.
+  if redis.call('SISMEMBER', KEYS[7], user) == 1 then
+    return {'blocked'}
   end
-  redis.call('SET', KEYS[7], ARGV[1], 'PX', interval)
-end
-local qty = tonumber(ARGV[4])
-local held = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
-if held + qty > tonumber(s[3]) then
-  return {'limit_reached'}
-end
-local remaining = tonumber(s[4])
-if remaining <= 0 then
-  return {'sold_out'}
-end
-if remaining < qty then
-  return {'insufficient_stock', remaining}
-end
--- Staged release: step units per interval from the start, the first slice at
--- the start. What is out of the pool (stock - remaining) counts against what
--- is released, so units an expiry returned to the pool are for sale again.
-local step = tonumber(s[9] or '0') or 0
-if step > 0 then
-  local every = tonumber(s[10])
-  local stock = tonumber(s[7])
-  local released = math.min(stock, step * (math.floor((now - starts) / every) + 1))
-  local taken = stock - remaining
-  if released - taken < qty then
-    -- The first slice that makes qty available, counted from 1 at the start.
-    local slice = math.ceil((taken + qty) / step)
-    return {'not_yet_released', starts + (slice - 1) * every - now}
+  -- A retry answers with the order it already made, even after sell-out or
+  -- the end, and is not an attempt for the rate limit.
+  local existing = redis.call('HGET', KEYS[2], idem)
+  if existing then
+    local o = redis.call('HMGET', ARGV[3] .. existing, 'status', 'pay_by', 'qty')
+    return {'existing', existing, o[1], o[2], o[3]}
   end
+  if s[5] == '1' or now >= ends then
+    return {'ended'}
+  end
+  if now < starts then
+    return {'not_started'}
+  end
+  -- One attempt per user per interval, across every node. The key holds the
+  -- attempt's time on the callers' clock and expires with the interval, so
+  -- idle users cost no memory.
+  if interval > 0 and cont ~= '1' then
+    local rl = ARGV[4] .. user
+    local last = tonumber(redis.call('GET', rl) or '')
+    if last and now - last < interval then
+      return {'rate_limited', math.min(interval, interval - (now - last))}
+    end
+    redis.call('SET', rl, nows, 'PX', interval)
+    wrote = true
+  end
+  local held = tonumber(redis.call('HGET', KEYS[3], user) or '0')
+  if held + qty > limit then
+    return {'limit_reached'}
+  end
+  if remaining <= 0 then
+    return {'sold_out'}
+  end
+  if remaining < qty then
+    return {'insufficient_stock', remaining}
+  end
+  -- Staged release: step units per interval from the start, the first slice
+  -- at the start. What is out of the pool (stock - remaining) counts against
+  -- what is released, so units an expiry returned are for sale again.
+  if step > 0 then
+    local released = math.min(stock, step * (math.floor((now - starts) / every) + 1))
+    local taken = stock - remaining
+    if released - taken < qty then
+      -- The first slice that makes qty available, counted from 1 at the start.
+      local slice = math.ceil((taken + qty) / step)
+      return {'not_yet_released', starts + (slice - 1) * every - now}
+    end
+  end
+  remaining = redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
+  redis.call('HINCRBY', KEYS[1], 'reserved', qty)
+  redis.call('HINCRBY', KEYS[1], 'orders', 1)
+  redis.call('HINCRBY', KEYS[3], user, qty)
+  redis.call('HSET', KEYS[2], idem, oid)
+  redis.call('HSET', ARGV[3] .. oid, 'user', user, 'qty', qty, 'status', 'reserved',
+    'pay_by', payby, 'placed_at', nows, 'amount', ARGV[i + 6], 'price', price)
+  redis.call('ZADD', KEYS[4], payby, oid)
+  events[#events + 1] = ARGV[i + 7]
+  events[#events + 1] = ARGV[i + 8]
+  wrote = true
+  soldout = remaining == 0
+  return {'reserved', oid, 'reserved', payby, ARGV[i + 3], remaining}
 end
-local left = redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
-redis.call('HINCRBY', KEYS[1], 'reserved', qty)
-redis.call('HINCRBY', KEYS[1], 'orders', 1)
-redis.call('HINCRBY', KEYS[3], ARGV[2], qty)
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
-redis.call('HSET', KEYS[6], 'user', ARGV[2], 'qty', qty, 'status', 'reserved',
-  'pay_by', ARGV[6], 'placed_at', ARGV[1], 'amount', ARGV[7], 'price', s[6])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-redis.call('XADD', KEYS[5], '*', '1', ARGV[9], '2', ARGV[10])
-if left == 0 and ARGV[12] and ARGV[12] ~= '' then
+
+local out = {}
+local i = 6
+while i <= #ARGV do
+  local nc = tonumber(ARGV[i + 10])
+  out[#out + 1] = decide(i, nc)
+  i = i + 11 + 2 * nc
+end
+if #events > 0 then
+  local fields = {}
+  for j = 1, #events do
+    fields[#fields + 1] = tostring(j)
+    fields[#fields + 1] = events[j]
+  end
+  redis.call('XADD', KEYS[5], '*', unpack(fields))
+end
+if soldout and ARGV[2] ~= '' then
   -- Every API node answers sold_out from memory from now on (commands/guard.go).
-  redis.call('PUBLISH', ARGV[11], 'soldout ' .. ARGV[12])
+  redis.call('PUBLISH', ARGV[1], 'soldout ' .. ARGV[2])
 end
-return {'reserved', ARGV[5], 'reserved', ARGV[6], ARGV[4], left}
+if ARGV[5] == '1' and not wrote then
+  -- WAIT covers this connection's writes only: write, so that it covers the
+  -- orders the retries above reported.
+  redis.call('INCR', KEYS[1] .. ':sync')
+end
+return out

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,17 +28,22 @@ import (
 // least need and at most want units. It returns the move id and the units
 // taken (0: the donor had fewer than need, see left), and whether the donor
 // is closed (the sale is ending).
-func (g *Gate) moveOut(ctx context.Context, ss *shardedSale, from, to int, need, want int64, now time.Time) (id string, took int64, closed bool, err error) {
-	id = domain.MoveID(ss.id, newID())
-	pre, post, err := encodeMove(domain.StockMoved{SaleID: ss.id, MoveID: id, From: int64(from), To: int64(to)}, now, domain.MetadataFrom(ctx))
+func (g *Gate) moveOut(ctx context.Context, lay *saleLayout, from, to *shard, need, want int64, now time.Time) (id string, took int64, closed bool, err error) {
+	id = domain.MoveID(lay.id, newID())
+	env, err := domain.EncodeWith(domain.StockMoved{SaleID: lay.id, MoveID: id, From: int64(from.i), To: int64(to.i), Quantity: placeholderQty},
+		now, domain.MetadataFrom(ctx))
 	if err != nil {
 		return "", 0, false, err
 	}
-	k := ss.keys[from]
-	v, err := moveOutScript.Run(ctx, g.rdb, []string{k.sale, k.moves, k.outbox},
-		ms(now), id, to, need, want, pre, post).Result()
+	parts, err := splice(env, placeholderQty)
 	if err != nil {
-		return "", 0, false, fmt.Errorf("move stock of sale %s from shard %d: %w", ss.id, from, err)
+		return "", 0, false, err
+	}
+	k := from.keys
+	v, err := g.eval(ctx, g.scripts.moveOut, []string{k.Hash, k.Moves, k.Outbox},
+		ms(now), id, to.i, need, want, parts[0], parts[1])
+	if err != nil {
+		return "", 0, false, fmt.Errorf("move stock of sale %s from shard %d: %w", lay.id, from.i, err)
 	}
 	r, err := toReply(v)
 	if err != nil {
@@ -45,28 +51,28 @@ func (g *Gate) moveOut(ctx context.Context, ss *shardedSale, from, to int, need,
 	}
 	switch r.str(0) {
 	case "moved":
-		ss.left[from].Store(r.int(2))
+		from.left.Store(r.int(2))
 		return id, r.int(1), false, nil
 	case "short":
-		ss.left[from].Store(r.int(1))
+		from.left.Store(r.int(1))
 		return "", 0, false, nil
 	case "ended":
 		return "", 0, true, nil
 	case "not_found":
-		return "", 0, false, fmt.Errorf("move stock of sale %s: shard %d: %w", ss.id, from, domain.ErrSaleNotFound)
+		return "", 0, false, fmt.Errorf("move stock of sale %s: shard %d: %w", lay.id, from.i, domain.ErrSaleNotFound)
 	}
-	return "", 0, false, fmt.Errorf("move stock of sale %s from shard %d: unexpected answer %q", ss.id, from, r.str(0))
+	return "", 0, false, fmt.Errorf("move stock of sale %s from shard %d: unexpected answer %q", lay.id, from.i, r.str(0))
 }
 
 // credit runs the credit half of a move; a duplicate is success (the move
 // was credited before). ErrMoveRefused when the recipient's pool was
 // collected by an end that did not see the move: the units are then still in
 // the donor's pending record, and the audit shows the difference.
-func (g *Gate) credit(ctx context.Context, ss *shardedSale, to int, id string, qty int64) error {
-	k := ss.keys[to]
-	v, err := creditScript.Run(ctx, g.rdb, []string{k.sale, k.movesIn}, id, qty).Result()
+func (g *Gate) credit(ctx context.Context, to *shard, id string, qty int64) error {
+	k := to.keys
+	v, err := g.eval(ctx, g.scripts.credit, []string{k.Hash, k.MovesIn}, id, qty)
 	if err != nil {
-		return fmt.Errorf("credit move %s to shard %d: %w", id, to, err)
+		return fmt.Errorf("credit move %s to shard %d: %w", id, to.i, err)
 	}
 	r, err := toReply(v)
 	if err != nil {
@@ -74,45 +80,45 @@ func (g *Gate) credit(ctx context.Context, ss *shardedSale, to int, id string, q
 	}
 	switch r.str(0) {
 	case "credited":
-		ss.left[to].Store(r.int(1))
+		to.left.Store(r.int(1))
 		return nil
 	case "duplicate":
 		return nil
 	}
-	return fmt.Errorf("credit move %s to shard %d: %s: %w", id, to, r.str(0), ErrMoveRefused)
+	return fmt.Errorf("credit move %s to shard %d: %s: %w", id, to.i, r.str(0), ErrMoveRefused)
 }
 
 // ErrMoveRefused is a move the recipient shard would not credit (see credit).
 var ErrMoveRefused = errors.New("move refused by the recipient shard")
 
 // clearMoves drops the pending records of moves that have been credited.
-func (g *Gate) clearMoves(ctx context.Context, ss *shardedSale, from []int, ids []string) error {
+func (g *Gate) clearMoves(ctx context.Context, lay *saleLayout, from []*shard, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	pipe := g.rdb.Pipeline()
 	for j, id := range ids {
-		pipe.HDel(ctx, ss.keys[from[j]].moves, id)
+		pipe.HDel(ctx, from[j].keys.Moves, id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("clear moves of sale %s: %w", ss.id, err)
+		return fmt.Errorf("clear moves of sale %s: %w", lay.id, err)
 	}
 	return nil
 }
 
 // move moves up to want units from shard from to shard to, both halves; it
 // returns the units moved (0: the donor was empty or closed).
-func (g *Gate) move(ctx context.Context, ss *shardedSale, from, to int, want int64) (int64, error) {
-	id, took, _, err := g.moveOut(ctx, ss, from, to, 1, want, g.clock.Now())
+func (g *Gate) move(ctx context.Context, lay *saleLayout, from, to *shard, want int64) (int64, error) {
+	id, took, _, err := g.moveOut(ctx, lay, from, to, 1, want, g.clock.Now())
 	if err != nil || took == 0 {
 		return 0, err
 	}
 	// From here on the units are in the donor's pending record until the
 	// credit lands; an error leaves them there for the sweeper.
-	if err := g.credit(ctx, ss, to, id, took); err != nil {
+	if err := g.credit(ctx, to, id, took); err != nil {
 		return took, err
 	}
-	return took, g.clearMoves(ctx, ss, []int{from}, []string{id})
+	return took, g.clearMoves(ctx, lay, []*shard{from}, []string{id})
 }
 
 // recoverMoves credits every pending move of a sharded sale at least minAge
@@ -120,37 +126,40 @@ func (g *Gate) move(ctx context.Context, ss *shardedSale, from, to int, want int
 // sweeper calls it for movers that died half way; an end calls it with 0,
 // once every shard is closed, so that no move is in flight when the pools
 // are collected.
-func (g *Gate) recoverMoves(ctx context.Context, ss *shardedSale, minAge time.Duration) (int, error) {
+func (g *Gate) recoverMoves(ctx context.Context, lay *saleLayout, minAge time.Duration) (int, error) {
+	if lay.n() == 1 {
+		return 0, nil // nothing to move between
+	}
 	pipe := g.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, ss.n)
-	for i, k := range ss.keys {
-		cmds[i] = pipe.HGetAll(ctx, k.moves)
+	cmds := make([]*redis.MapStringStringCmd, lay.n())
+	for i, sh := range lay.shards {
+		cmds[i] = pipe.HGetAll(ctx, sh.keys.Moves)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("read moves of sale %s: %w", ss.id, err)
+		return 0, fmt.Errorf("read moves of sale %s: %w", lay.id, err)
 	}
 	now := g.clock.Now().UnixMilli()
-	var from []int
+	var from []*shard
 	var ids []string
 	var errs []error
 	for i, c := range cmds {
 		for id, v := range c.Val() {
 			to, qty, at, err := parseMove(v)
-			if err != nil || to < 0 || int(to) >= ss.n {
-				errs = append(errs, fmt.Errorf("sale %s shard %d: move %s: bad record %q", ss.id, i, id, v))
+			if err != nil || to < 0 || int(to) >= lay.n() {
+				errs = append(errs, fmt.Errorf("sale %s shard %d: move %s: bad record %q", lay.id, i, id, v))
 				continue
 			}
 			if now-at < minAge.Milliseconds() {
 				continue
 			}
-			if err := g.credit(ctx, ss, int(to), id, qty); err != nil {
+			if err := g.credit(ctx, lay.shards[to], id, qty); err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			from, ids = append(from, i), append(ids, id)
+			from, ids = append(from, lay.shards[i]), append(ids, id)
 		}
 	}
-	if err := g.clearMoves(ctx, ss, from, ids); err != nil {
+	if err := g.clearMoves(ctx, lay, from, ids); err != nil {
 		errs = append(errs, err)
 	}
 	return len(ids), errors.Join(errs...)
@@ -167,21 +176,24 @@ type RebalanceResult struct {
 // allocation, so that a user whose home shard is empty is not sent to pull
 // stock on every purchase. Nothing depends on it for exactness or for selling
 // every unit: a purchase that finds its home pool empty pulls units itself
-// (shard_purchase.go). The sweeper calls it every sweep for every running
+// (purchase.go). The sweeper calls it every sweep for every running
 // sharded sale; any number may run at once (a move never takes more than
 // the donor has). It does nothing for an unsharded sale, an ended or ending
 // one, or one whose pools are all non-empty.
 func (g *Gate) Rebalance(ctx context.Context, saleID string) (RebalanceResult, error) {
 	var res RebalanceResult
-	ss, err := g.shardsOf(ctx, saleID)
-	if err != nil || ss == nil {
+	lay, err := g.layoutOf(ctx, saleID)
+	if errors.Is(err, domain.ErrSaleNotFound) {
+		return res, nil
+	}
+	if err != nil || lay.n() == 1 {
 		return res, err
 	}
 	pipe := g.rdb.Pipeline()
-	head := pipe.HMGet(ctx, g.keys(saleID).sale, "ended", "ending")
-	shards := make([]*redis.SliceCmd, ss.n)
-	for i, k := range ss.keys {
-		shards[i] = pipe.HMGet(ctx, k.sale, "remaining", "ended")
+	head := pipe.HMGet(ctx, lay.head.Hash, "ended", "ending")
+	shards := make([]*redis.SliceCmd, lay.n())
+	for i, sh := range lay.shards {
+		shards[i] = pipe.HMGet(ctx, sh.keys.Hash, "remaining", "ended")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return res, fmt.Errorf("rebalance sale %s: %w", saleID, err)
@@ -189,7 +201,7 @@ func (g *Gate) Rebalance(ctx context.Context, saleID string) (RebalanceResult, e
 	if h := head.Val(); h[0] == "1" || h[1] != nil {
 		return res, nil
 	}
-	left := make([]int64, ss.n)
+	left := make([]int64, lay.n())
 	var total int64
 	for i, c := range shards {
 		v := c.Val()
@@ -203,7 +215,7 @@ func (g *Gate) Rebalance(ctx context.Context, saleID string) (RebalanceResult, e
 	plan := rebalancePlan(left, total)
 	var errs []error
 	for _, m := range plan {
-		n, err := g.move(ctx, ss, m.from, m.to, m.qty)
+		n, err := g.move(ctx, lay, lay.shards[m.from], lay.shards[m.to], m.qty)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -261,4 +273,16 @@ func rebalancePlan(left []int64, total int64) []plannedMove {
 		}
 	}
 	return plan
+}
+
+// parseMove reads a moves hash value: "to qty at-ms".
+func parseMove(v string) (to, qty, atMS int64, err error) {
+	f := strings.Fields(v)
+	if len(f) != 3 {
+		return 0, 0, 0, fmt.Errorf("move record %q", v)
+	}
+	to, err1 := strconv.ParseInt(f[0], 10, 64)
+	qty, err2 := strconv.ParseInt(f[1], 10, 64)
+	atMS, err3 := strconv.ParseInt(f[2], 10, 64)
+	return to, qty, atMS, errors.Join(err1, err2, err3)
 }

@@ -1,6 +1,6 @@
--- Ends a sharded sale once every shard is closed and collected: the head
--- records the end and SaleEnded goes to its outbox, with the units each
--- shard collected. Ending twice is ending once.
+-- Ends a sale once every shard is closed and collected: the head records the
+-- end and SaleEnded goes to its outbox, with the units the shards collected.
+-- Ending twice is ending once.
 -- KEYS[1] head hash, KEYS[2] head outbox
 -- ARGV[1] now ms, ARGV[2] reason, ARGV[3] unsold (the shards' sum),
 -- ARGV[4] SaleEnded envelope, ARGV[5] notification channel, ARGV[6] sale id
