@@ -39,8 +39,8 @@ var shardSeed = maphash.MakeSeed()
 type saleGuard struct {
 	cfg                       SaleConfig
 	lay                       *saleLayout // the sale's keys and shards, named once rather than per purchase
-	startsMS, endsMS, userGap int64 // ms
-	soldOutTTL                int64 // ns
+	startsMS, endsMS, userGap int64       // ms
+	soldOutTTL                int64       // ns
 
 	// soldOutUntil is the monotonic time (monoNow) until which this node
 	// answers sold_out from memory; 0 when the sale is not known sold out.
