@@ -180,6 +180,9 @@ func (g *Gate) copyBlacklistLocked(ctx context.Context, saleID string) error {
 	if err != nil {
 		return fmt.Errorf("read blacklist: %w", err)
 	}
+	if g.afterBlacklistRead != nil {
+		g.afterBlacklistRead() // a test widens the race here
+	}
 	if len(users) == 0 {
 		return nil
 	}

@@ -132,6 +132,10 @@ type Gate struct {
 	admission *rate.Limiter // nil: no cap
 	tokens    *tokenSigner  // nil: no key, no tokens
 
+	// afterBlacklistRead, when set (tests only), runs between reading the
+	// blacklist and writing a new sale's copies of it.
+	afterBlacklistRead func()
+
 	// layouts is this node's memory of each sale's shards (layout.go).
 	layouts sync.Map // sale id → *saleLayout
 }

@@ -46,19 +46,10 @@ func (g *Gate) Pay(ctx context.Context, cmd Pay) (Payment, error) {
 	if !ok {
 		return Payment{}, domain.ErrOrderNotFound
 	}
-	now := g.clock.Now()
-	env, err := domain.EncodeWith(domain.OrderPaid{
-		OrderID: cmd.OrderID, SaleID: lay.id, UserID: cmd.UserID, Quantity: placeholderQty,
-		AmountCents: placeholderAmount, PaymentRef: ref,
-	}, now, domain.MetadataFrom(ctx))
+	req, err := newPayReq(lay.id, cmd.OrderID, cmd.UserID, ref, g.clock.Now(), domain.MetadataFrom(ctx))
 	if err != nil {
 		return Payment{}, err
 	}
-	parts, err := splice(env, placeholderQty, placeholderAmount)
-	if err != nil {
-		return Payment{}, err
-	}
-	req := &payReq{wake: make(chan []*payReq, 1), args: []any{ms(now), cmd.UserID, ref, cmd.OrderID, parts[0], parts[1], parts[2]}}
 	sh.pays.do(req)
 	if req.err != nil {
 		return Payment{}, fmt.Errorf("pay order %s: %w", cmd.OrderID, req.err)
@@ -82,6 +73,22 @@ type payReq struct {
 }
 
 func (r *payReq) wakeup() chan []*payReq { return r.wake }
+
+// newPayReq is the payment of orderID of sale saleID by user with ref at now.
+func newPayReq(saleID, orderID, user, ref string, now time.Time, md domain.Metadata) (*payReq, error) {
+	env, err := domain.EncodeWith(domain.OrderPaid{
+		OrderID: orderID, SaleID: saleID, UserID: user, Quantity: placeholderQty,
+		AmountCents: placeholderAmount, PaymentRef: ref,
+	}, now, md)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := splice(env, placeholderQty, placeholderAmount)
+	if err != nil {
+		return nil, err
+	}
+	return &payReq{wake: make(chan []*payReq, 1), args: []any{ms(now), user, ref, orderID, parts[0], parts[1], parts[2]}}, nil
+}
 
 // execPays decides a batch of payments of shard sh in one script call.
 func (g *Gate) execPays(sh *shard, batch []*payReq) {
