@@ -281,3 +281,36 @@ func (g *Gate) admit() error {
 	// second later is spread over the next second's tokens.
 	return domain.RetryAfter(domain.ErrRateLimited, time.Second)
 }
+
+// MemorySoldOut reports, changing nothing, whether this node answers a
+// purchase of saleID sold_out from memory right now: the sale is loaded here,
+// open, and its sold-out flag is fresh (a lapsed flag is false: the one
+// Redis re-check stays Purchase's). excepted is true when Purchase would
+// answer userID otherwise even then: userID is blocked, or this node knows an
+// order of theirs under key (a retry gets its order). userID "" is nobody.
+// The HTTP layer uses it to refuse before it verifies a token (README: a
+// sold-out answer says nothing about who asks).
+func (g *Gate) MemorySoldOut(saleID, userID, key string) (soldOut, excepted bool) {
+	sg := g.loadedGuard(saleID)
+	if sg == nil {
+		return false, false
+	}
+	nowMS := g.clock.Now().UnixMilli()
+	if nowMS < sg.startsMS || nowMS >= sg.endsMS || sg.ended.Load() {
+		return false, false
+	}
+	if until := sg.soldOutUntil.Load(); until == 0 || monoNow() >= until {
+		return false, false
+	}
+	if userID == "" {
+		return true, false
+	}
+	if g.isBlocked(userID) {
+		return true, true
+	}
+	sh := sg.shard(userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.users[userID]
+	return true, ok && e.order(key) != nil
+}

@@ -803,3 +803,51 @@ func TestMemoryRefusalAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestMemorySoldOut: the read-only question the HTTP layer asks before it
+// verifies a token. Sold out only once this node learnt it and while the
+// flag is fresh; excepted for a blocked user and for a user whose order this
+// node knows under the key asked.
+func TestMemorySoldOut(t *testing.T) {
+	ctx := context.Background()
+	rdb := testenv.Redis(t)
+	clock := commands.NewManualClock(t0)
+	g := node(t, rdb, clock, commands.GateConfig{SoldOutTTL: time.Hour})
+	sale, err := g.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
+		Name: "phone", Stock: 1, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour), PerUserLimit: 1, PayWithin: time.Minute,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if so, _ := g.MemorySoldOut(sale.ID, "", ""); so {
+		t.Fatal("sold out before anyone bought")
+	}
+	if _, err := g.Purchase(ctx, commands.Purchase{SaleID: sale.ID, UserID: "ann", IdempotencyKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Block(ctx, "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		user, key         string
+		soldOut, excepted bool
+	}{
+		{"", "", true, false},
+		{"bob", "", true, false},
+		{"ann", "k", true, true},
+		{"ann", "other", true, false},
+		{"mallory", "", true, true},
+	} {
+		so, ex := g.MemorySoldOut(sale.ID, c.user, c.key)
+		if so != c.soldOut || ex != c.excepted {
+			t.Errorf("MemorySoldOut(%q, %q) = %v, %v; want %v, %v", c.user, c.key, so, ex, c.soldOut, c.excepted)
+		}
+	}
+	if so, _ := g.MemorySoldOut("nosuchsale", "bob", ""); so {
+		t.Error("an unknown sale is sold out")
+	}
+	clock.Advance(2 * time.Hour)
+	if so, _ := g.MemorySoldOut(sale.ID, "bob", ""); so {
+		t.Error("sold out after the end: the answer is ended, not sold_out")
+	}
+}
