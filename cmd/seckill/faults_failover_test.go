@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seckill/seckill/commands"
+	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/internal/localsvc"
 	"github.com/seckill/seckill/internal/testenv"
@@ -113,10 +114,11 @@ type failover struct {
 
 // failoverBurst runs the scenario on the gate's Redis at redisURL: an API
 // node, a relay+sweeper and a projector; a sale of less stock than
-// shoppers (a double sale would oversell it); shoppers at a steady rate;
-// kill(sale) kills the server that holds the sale. Once its replica is
-// promoted and has a replica of its own, the shoppers go on a while, and
-// the judge runs.
+// shoppers (a double sale would oversell it) whose reservations expire
+// after 2 s, so the sweeper works across the promotion; shoppers at a
+// steady rate; kill(sale) kills the server that holds the sale. Once its
+// replica is promoted and has a replica of its own, the shoppers go on a
+// while; when every reservation has expired, the judge runs.
 func failoverBurst(t *testing.T, redisURL, name string, kill func(ctx context.Context, sale string) failover) {
 	rate := pick(300.0, 1500.0)
 	d := newDeployment(t, redisURL)
@@ -126,7 +128,8 @@ func failoverBurst(t *testing.T, redisURL, name string, kill func(ctx context.Co
 	d.sys.base = api.base
 	users := int(rate * pick(5.0, 10.0))
 	stock := users * 3 / 4
-	sale := d.sys.createSale(stock, `,"per_user_limit":1`)
+	const payWithin = 2 * time.Second
+	sale := d.sys.createSale(stock, fmt.Sprintf(`,"per_user_limit":1,"pay_within_s":%d`, int(payWithin.Seconds())))
 
 	b := newShoppers(d, sale, []string{api.base}, "f", 16)
 	b.rate = rate
@@ -150,6 +153,7 @@ func failoverBurst(t *testing.T, redisURL, name string, kill func(ctx context.Co
 	time.Sleep(pick(time.Second, 3*time.Second)) // shoppers buy from the promoted replica
 	close(stop)
 	<-done
+	stopped := time.Now()
 	t.Log(b.summary())
 	b.allAnswered()
 	if b.unavailable+b.noAnswer == 0 {
@@ -159,6 +163,9 @@ func failoverBurst(t *testing.T, redisURL, name string, kill func(ctx context.Co
 		t.Error("no purchase was accepted after the promotion")
 	}
 
+	// Every reservation expires (the sweeper runs every 100 ms) and the
+	// relay forwards the expiries.
+	time.Sleep(time.Until(stopped.Add(payWithin + time.Second)))
 	waitDrained(t, d.gate(), time.Minute)
 	fold, _, err := eventstore.FoldLog(ctx, d.brokers(), eventstore.DefaultTopic)
 	if err != nil {
@@ -175,8 +182,17 @@ func failoverBurst(t *testing.T, redisURL, name string, kill func(ctx context.Co
 		}
 	}
 	st := fold.Sales[sale]
-	if st == nil || st.ReservedQty > st.Stock || len(kept) > stock {
+	if st == nil || st.Remaining() < 0 || st.Outstanding()+st.PaidQty > st.Stock {
 		t.Errorf("oversold: the log has %+v for a stock of %d; %d orders told", st, stock, len(told))
+	}
+	expired := 0
+	for o := range kept {
+		if fold.Orders[o].Status == domain.StatusExpired {
+			expired++
+		}
+	}
+	if expired != len(kept) {
+		t.Errorf("%d of %d orders expired in the log %v after the burst; the sweeper should have expired all", expired, len(kept), payWithin+time.Second)
 	}
 	t.Logf("faults: %s: %s killed after %d orders; its replica promoted %v later, given a replica of its own after %v; %d orders accepted after the promotion; %d accepted orders not in the log",
 		name, f.victim, killedAt, promoted.Round(time.Millisecond), replaced.Round(time.Millisecond), b.accepted.Load()-atPromotion, len(lost))
