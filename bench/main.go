@@ -137,14 +137,14 @@ func parseFlags(args []string) (config, error) {
 // the API node and the ceiling server. stop ends them, last started first.
 func (b *bench) setUp(ctx context.Context) (stop func(), err error) {
 	var stops []func()
-	stop = func() {
+	stopAll := func() {
 		for _, s := range slices.Backward(stops) {
 			s()
 		}
 	}
 	defer func() {
 		if err != nil {
-			stop()
+			stopAll()
 		}
 	}()
 	if err := b.build(ctx); err != nil {
@@ -162,7 +162,7 @@ func (b *bench) setUp(ctx context.Context) (stop func(), err error) {
 		return nil, err
 	}
 	b.logf("minted %d user tokens in %.1fs", b.cfg.tokens, time.Since(t0).Seconds())
-	return stop, nil
+	return stopAll, nil
 }
 
 // measure runs every phase in order and collects the rows and details of the

@@ -35,6 +35,15 @@ type ConsumerConfig struct {
 	// 1. Size it to the database it writes to (seed 000: the everyday order
 	// service's worker pool).
 	Workers int
+	// Gather is how long the broker may hold a fetch to gather GatherBytes
+	// of records before it answers (Kafka's fetch.max.wait.ms with
+	// fetch.min.bytes): under load a transaction and a fetch then carry
+	// dozens of events instead of a few, and every fetch, record batch
+	// read and transaction costs the same whatever it carries; an event
+	// that comes alone waits at most Gather. Default 50ms and 64 KiB;
+	// GatherBytes -1: answer as soon as anything is there.
+	Gather      time.Duration
+	GatherBytes int32
 	// Rate caps the events applied per second (0: no cap). The daily
 	// projection uses it to pull from the log at the pace the everyday order
 	// database can take; Kafka holds the rest.
@@ -69,6 +78,12 @@ func (c *ConsumerConfig) setDefaults() {
 	}
 	if c.Workers == 0 {
 		c.Workers = 1
+	}
+	if c.Gather == 0 {
+		c.Gather = 50 * time.Millisecond
+	}
+	if c.GatherBytes == 0 {
+		c.GatherBytes = 64 << 10
 	}
 	if c.RetryMin == 0 {
 		c.RetryMin = 100 * time.Millisecond
@@ -107,6 +122,10 @@ func (c ConsumerConfig) Validate() error {
 	}
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers %d < 1", c.Workers))
+	}
+	if c.Gather < 10*time.Millisecond {
+		// kgo's floor for fetch.max.wait.
+		errs = append(errs, fmt.Errorf("gather %v < 10ms", c.Gather))
 	}
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("rate %g < 0", c.Rate))
@@ -245,7 +264,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// it is marked only after the Postgres commit.
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
-		kgo.FetchMaxWait(time.Second),
+		kgo.FetchMaxWait(c.cfg.Gather),
+		kgo.FetchMinBytes(max(c.cfg.GatherBytes, 1)),
 		kgo.RebalanceTimeout(time.Minute),
 	)
 	if err != nil {
