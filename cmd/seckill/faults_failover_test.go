@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -21,23 +20,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/domain"
 	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/internal/localsvc"
 	"github.com/seckill/seckill/internal/testenv"
 )
-
-// gateWaits reports whether this build's gate answers a write only after
-// replicas hold it (GateConfig.MinReplicas, the lead's part of issue 14).
-// Until it does, a failover may lose the newest 202s (the replica lags the
-// primary by what it had not yet received): the tests then measure that
-// loss instead of requiring none, and the tests of what only the WAIT
-// gives are skipped.
-func gateWaits() bool {
-	_, ok := reflect.TypeFor[commands.GateConfig]().FieldByName("MinReplicas")
-	return ok
-}
 
 // TestFaultRedisSentinelFailover: a primary, a replica and 3 Sentinels
 // (down after 500 ms); the API and the relay connect with a
@@ -196,13 +183,8 @@ func failoverBurst(t *testing.T, redisURL, name string, kill func(ctx context.Co
 	}
 	t.Logf("faults: %s: %s killed after %d orders; its replica promoted %v later, given a replica of its own after %v; %d orders accepted after the promotion; %d accepted orders not in the log",
 		name, f.victim, killedAt, promoted.Round(time.Millisecond), replaced.Round(time.Millisecond), b.accepted.Load()-atPromotion, len(lost))
-	switch {
-	case gateWaits() && len(lost) > 0:
+	if len(lost) > 0 {
 		t.Errorf("%d orders answered 202/200 are lost with the primary, e.g. %v", len(lost), lost[:min(5, len(lost))])
-	case len(lost) > 0:
-		// The gate does not wait for the replica yet: the lost orders are
-		// in neither the log nor the promoted gate; judge the rest.
-		t.Logf("the gate does not WAIT for replicas in this build: %d orders told 202 were lost with the primary", len(lost))
 	}
 	d.judge(name, kept)
 	b.matchLog(fold)
@@ -238,9 +220,6 @@ func waitRole(ctx context.Context, addr, role string) error {
 // replica dies (kill -9): 503 again, until a new replica is attached.
 func TestFaultRedisReplicaFrozen(t *testing.T) {
 	t.Parallel()
-	if !gateWaits() {
-		t.Skip("needs the gate's WAIT (commands.GateConfig.MinReplicas), the lead's part of issue 14")
-	}
 	primary := testenv.RedisServer(t, localsvc.RedisConfig{AppendOnly: true})
 	replica := testenv.RedisReplica(t, primary)
 	// A plain URL: the primary has a replica at start, so writes wait for one.
@@ -259,7 +238,7 @@ func TestFaultRedisReplicaFrozen(t *testing.T) {
 	client := newClient(4)
 	refused := pick(20, 100)
 	// refuse has shoppers [from, from+refused) try once each: every one
-	// must be answered 503 with Retry-After and no order.
+	// must be answered 503 and no order.
 	refuse := func(what string, from int) time.Duration {
 		var slowest time.Duration
 		for i := from; i < from+refused; i++ {
@@ -307,9 +286,6 @@ func TestFaultRedisReplicaFrozen(t *testing.T) {
 func TestFaultReplicaAckCost(t *testing.T) {
 	if !faultsLong() {
 		t.Skipf("a measurement: make faults (%s=1) runs it", longEnv)
-	}
-	if !gateWaits() {
-		t.Skip("needs the gate's WAIT (commands.GateConfig.MinReplicas), the lead's part of issue 14")
 	}
 	aof := localsvc.RedisConfig{AppendOnly: true, AppendFsync: "everysec"}
 	alone := testenv.RedisServer(t, aof)

@@ -78,7 +78,10 @@ func openNode(ctx context.Context, ep endpoints, cfg systemFlags, log *slog.Logg
 	if err := eventstore.EnsureTopic(ctx, n.brokers, ep.Topic, cfg.partitions); err != nil {
 		return nil, err
 	}
-	if n.gate, err = commands.NewGate(cfg.protect.gateConfig(ep.JWTSecret), n.rdb); err != nil {
+	gc := cfg.protect.gateConfig(ep.JWTSecret)
+	// Answer a write only once n.minReplicas replicas hold it (openRedis).
+	gc.MinReplicas, gc.ReplicaTimeout = n.minReplicas, cfg.replicas.timeout
+	if n.gate, err = commands.NewGate(gc, n.rdb); err != nil {
 		return nil, err
 	}
 	if err := n.gate.Load(ctx); err != nil {
