@@ -53,7 +53,12 @@ func (m *OrdersModel) Name() string { return readmodels.NameOrders }
 
 // Positions returns the orders projection's checkpoints.
 func (m *OrdersModel) Positions(ctx context.Context, topic string) (map[int32]int64, error) {
-	ps, err := projections.ReadPositions(ctx, m.pool, m.checkpointTbl, readmodels.NameOrders)
+	return checkpoints(ctx, m.pool, m.checkpointTbl, readmodels.NameOrders, topic)
+}
+
+// checkpoints are projection name's positions in topic, per partition.
+func checkpoints(ctx context.Context, pool *pgxpool.Pool, table, name, topic string) (map[int32]int64, error) {
+	ps, err := projections.ReadPositions(ctx, pool, table, name)
 	if err != nil {
 		return nil, err
 	}

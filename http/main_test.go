@@ -62,7 +62,7 @@ func newTestAPI(t *testing.T, mutate func(*Config)) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Gate: gate, Orders: orders, Auth: auth, Sales: orders, Inventory: inventory, Daily: daily}
+	cfg := Config{Gate: gate, Orders: orders, Auth: auth, Sales: orders, Inventory: inventory, Daily: daily, Returns: daily}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -49,6 +49,9 @@ func (s *server) routeProjections(r chi.Router) {
 	if s.Daily != nil {
 		r.Get("/reports/daily", s.dailyReport)
 	}
+	if s.Returns != nil {
+		r.Get("/inventory/returns", s.inventoryReturns) // returns.go
+	}
 	if s.Projections != nil {
 		r.Get("/admin/projections", s.projectionStatus)
 	}

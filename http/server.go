@@ -55,8 +55,10 @@ type Config struct {
 	// Inventory, Daily and Projections, when set, serve the admin calls
 	// GET /v1/sales/{id}/inventory, GET /v1/reports/daily and
 	// GET /v1/admin/projections (http/projections.go).
-	Inventory   InventoryReader
-	Daily       DailyReporter
+	Inventory InventoryReader
+	Daily     DailyReporter
+	// Returns, when set, serves the inventory-return feed (admin).
+	Returns     ReturnsFeed
 	Projections ProjectionStatuser
 	// DevSignIn enables POST /v1/dev/token, which mints a user token for any
 	// user id without a password, for demos of the sale page. Off unless

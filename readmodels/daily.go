@@ -47,6 +47,9 @@ type DailyConfig struct {
 	BuyersTable string
 	// SummaryTable holds the per-day summary. Default "daily_summary".
 	SummaryTable string
+	// ReturnsTable holds the inventory-return feed (returns.go). Default
+	// "daily_returns".
+	ReturnsTable string
 	// Location is the time zone of the business day. Default UTC. The day
 	// is fixed when an event is applied: after changing it, rebuild the
 	// projection (`seckill projections rebuild daily`).
@@ -66,6 +69,9 @@ func (c *DailyConfig) setDefaults() {
 	if c.SummaryTable == "" {
 		c.SummaryTable = "daily_summary"
 	}
+	if c.ReturnsTable == "" {
+		c.ReturnsTable = "daily_returns"
+	}
 	if c.Location == nil {
 		c.Location = time.UTC
 	}
@@ -74,7 +80,7 @@ func (c *DailyConfig) setDefaults() {
 // Validate reports every invalid field, joined.
 func (c DailyConfig) Validate() error {
 	var errs []error
-	for what, name := range map[string]string{"orders": c.OrdersTable, "sales": c.SalesTable, "buyers": c.BuyersTable, "summary": c.SummaryTable} {
+	for what, name := range map[string]string{"orders": c.OrdersTable, "sales": c.SalesTable, "buyers": c.BuyersTable, "summary": c.SummaryTable, "returns": c.ReturnsTable} {
 		if _, err := projections.ParseTable(name); err != nil {
 			errs = append(errs, fmt.Errorf("daily %s table: %w", what, err))
 		}
@@ -97,7 +103,7 @@ func (c DailyConfig) Validate() error {
 type Daily struct {
 	pool *pgxpool.Pool
 	cfg  DailyConfig
-	sql  struct{ orders, sales, report string }
+	sql  struct{ orders, sales, report, returns, returnsPage, returnsBySale string }
 }
 
 // NewDaily returns the daily projection over the tables of cfg. pool is used
@@ -115,7 +121,9 @@ func NewDaily(cfg DailyConfig, pool *pgxpool.Pool) (*Daily, error) {
 	st, _ := projections.ParseTable(cfg.SalesTable)
 	bt, _ := projections.ParseTable(cfg.BuyersTable)
 	smt, _ := projections.ParseTable(cfg.SummaryTable)
+	rt, _ := projections.ParseTable(cfg.ReturnsTable)
 	p := &Daily{pool: pool, cfg: cfg}
+	p.sql.returns, p.sql.returnsPage, p.sql.returnsBySale = returnsSQL(string(rt))
 	// One statement: old is the rows as they were (the statement's
 	// snapshot), f says which of the batch's facts are new to them, up
 	// writes the rows, buyers records first orders per day, and the summary
@@ -197,7 +205,7 @@ func (p *Daily) Location() *time.Location { return p.cfg.Location }
 
 // Tables returns every projections.Table the projection writes.
 func (p *Daily) Tables() []string {
-	return []string{p.cfg.OrdersTable, p.cfg.SalesTable, p.cfg.BuyersTable, p.cfg.SummaryTable}
+	return []string{p.cfg.OrdersTable, p.cfg.SalesTable, p.cfg.BuyersTable, p.cfg.SummaryTable, p.cfg.ReturnsTable}
 }
 
 // InSchema returns the daily projection over tables of the same names in
@@ -208,6 +216,7 @@ func (p *Daily) InSchema(schema string) (projections.Projection, error) {
 		SalesTable:   projections.InSchema(schema, p.cfg.SalesTable),
 		BuyersTable:  projections.InSchema(schema, p.cfg.BuyersTable),
 		SummaryTable: projections.InSchema(schema, p.cfg.SummaryTable),
+		ReturnsTable: projections.InSchema(schema, p.cfg.ReturnsTable),
 		Location:     p.cfg.Location,
 	}, p.pool)
 }
@@ -314,6 +323,7 @@ func (p *Daily) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event)
 		}
 		b.Queue(p.sql.sales, saleIDs, name, currency, price)
 	}
+	p.queueReturns(b, batch) // returns.go
 	if b.Len() == 0 {
 		return nil
 	}

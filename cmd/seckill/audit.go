@@ -101,6 +101,20 @@ func runAuditChecks(ctx context.Context, c cli, args []string) error {
 			return err
 		}
 		models = append(models, m)
+		// The inventory-return feed is the daily projection's, in the
+		// everyday order database when it has one of its own.
+		dailyPool := pool
+		if u := c.getenv("SECKILL_DAILY_DATABASE_URL"); u != "" && u != ep.DatabaseURL {
+			if dailyPool, err = pgxpool.New(ctx, u); err != nil {
+				return fmt.Errorf("daily database: %w", err)
+			}
+			defer dailyPool.Close()
+		}
+		rm, err := audit.NewReturnsModel(dailyPool)
+		if err != nil {
+			return err
+		}
+		models = append(models, rm)
 	}
 	// Progress on stderr: stdout is the report.
 	bar := newProgress(c.stderr, "records")

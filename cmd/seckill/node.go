@@ -312,7 +312,7 @@ func (n *node) apiHandler() (http.Handler, error) {
 	hcfg := shttp.Config{
 		Gate: countedGate, Orders: n.rm.orders, Auth: auth, Logger: n.log, Events: eventLog,
 		Sales: n.rm.orders, DevSignIn: n.cfg.devSignIn, Registry: n.reg,
-		Inventory: n.rm.inventory, Daily: n.rm.daily, Projections: n.rm.monitor,
+		Inventory: n.rm.inventory, Daily: n.rm.daily, Returns: n.rm.daily, Projections: n.rm.monitor,
 		Ready:     n.readyChecks(),
 		AccessLog: shttp.AccessLog{Logger: n.log, RefusalSample: n.cfg.logRefusal},
 	}
