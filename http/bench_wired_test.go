@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seckill/seckill/commands"
@@ -35,9 +36,10 @@ type wiredBench struct {
 	h    http.Handler
 	gate *commands.Gate
 	rdb  *redis.Client
+	reg  *prometheus.Registry
 }
 
-func newWiredBench(b *testing.B) *wiredBench {
+func newWiredBench(b testing.TB) *wiredBench {
 	b.Helper()
 	ctx := context.Background()
 	rdb := testenv.Redis(b)
@@ -79,10 +81,34 @@ func newWiredBench(b *testing.B) *wiredBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &wiredBench{h: h, gate: gate, rdb: rdb}
+	return &wiredBench{h: h, gate: gate, rdb: rdb, reg: reg}
 }
 
-func (w *wiredBench) sale(b *testing.B, stock int64) string {
+// decisions is the count of purchase decisions with reason so far.
+func (w *wiredBench) decisions(tb testing.TB, reason string) float64 {
+	tb.Helper()
+	families, err := w.reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "seckill_gate_decisions_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["command"] == "purchase" && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func (w *wiredBench) sale(b testing.TB, stock int64) string {
 	b.Helper()
 	sale, err := w.gate.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
 		Name: "Phone", Stock: stock, PriceCents: 100, PerUserLimit: 1,

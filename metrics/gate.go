@@ -99,6 +99,17 @@ func (m *Gate) Purchase(ctx context.Context, cmd commands.Purchase) (commands.Re
 	return res, err
 }
 
+// MemorySoldOut asks the gate's memory whether a purchase is sold out
+// (commands.Gate.MemorySoldOut) and counts the answers the HTTP layer gives
+// from it without calling Purchase: sold out, and no exception for the user.
+func (m *Gate) MemorySoldOut(saleID, userID, key string) (soldOut, excepted bool) {
+	soldOut, excepted = m.Gate.MemorySoldOut(saleID, userID, key)
+	if soldOut && !excepted {
+		m.purchases.inc("sold_out")
+	}
+	return soldOut, excepted
+}
+
 // Pay pays a reservation (commands.Gate.Pay) and counts it.
 func (m *Gate) Pay(ctx context.Context, cmd commands.Pay) (commands.Payment, error) {
 	start := time.Now()
