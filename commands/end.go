@@ -116,7 +116,7 @@ func (g *Gate) closeAndCollect(ctx context.Context, lay *saleLayout) (int64, []i
 			return 0, nil, fmt.Errorf("end sale %s: close shard %d: %w", lay.id, sh.i, err)
 		}
 	}
-	if _, err := g.recoverMoves(ctx, lay, 0); err != nil {
+	if err := g.recoverMoves(ctx, lay, 0); err != nil {
 		return 0, nil, fmt.Errorf("end sale %s: %w", lay.id, err)
 	}
 	perShard := make([]int64, lay.n())

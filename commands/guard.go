@@ -123,48 +123,52 @@ func (sg *saleGuard) clearSoldOut() { sg.soldOutUntil.Store(0) }
 // order of the user this node knows comes before any refusal, so such a retry
 // is answered even after the sell-out (README, "Protections"). prev is the
 // user's previous attempt time, for unclaim.
-func (sg *saleGuard) check(user, key string, nowMS int64) (res Reservation, err error, ask bool, prev int64) {
+func (sg *saleGuard) check(user, key string, nowMS int64) (res Reservation, ask bool, prev int64, err error) {
 	sh := sg.shard(user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e, known := sh.users[user]
-	if known {
-		if o := e.order(key); o != nil {
-			if sg.userGap > 0 && nowMS-e.last < sg.userGap && nowMS < o.PayBy.UnixMilli() {
-				// Within the interval, answer from memory rather than let a
-				// hammering buyer reach Redis. The order has not expired (its
-				// pay-by is ahead); its status lags only if the owner paid it
-				// in the last interval, and the client polls the order anyway.
-				res = *o
-				res.Replayed = true
-				return res, nil, false, e.last
-			}
-			// The script answers a replay before anything else, with the
-			// order's current status.
-			prev = e.last
-			if sg.userGap > 0 {
-				e.last = nowMS
-				sh.users[user] = e
-			}
-			return Reservation{}, nil, true, prev
-		}
+	if o := e.order(key); known && o != nil {
+		return sg.retry(sh, user, e, o, nowMS)
 	}
 	if sg.ended.Load() || nowMS >= sg.endsMS {
-		return Reservation{}, domain.ErrEnded, false, e.last
+		return Reservation{}, false, e.last, domain.ErrEnded
 	}
 	if sg.soldOut() {
-		return Reservation{}, domain.ErrSoldOut, false, e.last
+		return Reservation{}, false, e.last, domain.ErrSoldOut
 	}
 	prev = e.last
 	if sg.userGap > 0 {
 		if known && nowMS-e.last < sg.userGap {
 			wait := min(sg.userGap, sg.userGap-(nowMS-e.last))
-			return Reservation{}, domain.RetryAfter(domain.ErrRateLimited, time.Duration(wait)*time.Millisecond), false, prev
+			return Reservation{}, false, prev, domain.RetryAfter(domain.ErrRateLimited, time.Duration(wait)*time.Millisecond)
 		}
 		e.last = nowMS
 		sh.store(user, e, nowMS, sg.userGap)
 	}
-	return Reservation{}, nil, true, prev
+	return Reservation{}, true, prev, nil
+}
+
+// retry is check for a retry of an order o of user's this node knows; the
+// caller holds sh.mu.
+func (sg *saleGuard) retry(sh *userShard, user string, e userEntry, o *Reservation, nowMS int64) (res Reservation, ask bool, prev int64, err error) {
+	if sg.userGap > 0 && nowMS-e.last < sg.userGap && nowMS < o.PayBy.UnixMilli() {
+		// Within the interval, answer from memory rather than let a
+		// hammering buyer reach Redis. The order has not expired (its
+		// pay-by is ahead); its status lags only if the owner paid it in
+		// the last interval, and the client polls the order anyway.
+		res = *o
+		res.Replayed = true
+		return res, false, e.last, nil
+	}
+	// The script answers a replay before anything else, with the order's
+	// current status.
+	prev = e.last
+	if sg.userGap > 0 {
+		e.last = nowMS
+		sh.users[user] = e
+	}
+	return Reservation{}, true, prev, nil
 }
 
 // remember records res as user's order under key, for the retries check

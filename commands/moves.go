@@ -121,14 +121,14 @@ func (g *Gate) move(ctx context.Context, lay *saleLayout, from, to *shard, want 
 	return took, g.clearMoves(ctx, lay, []*shard{from}, []string{id})
 }
 
-// recoverMoves credits every pending move of a sharded sale at least minAge
-// old (gate clock) and clears it, and returns how many it cleared. The
+// recoverMoves credits every pending move of a sale at least minAge
+// old (gate clock) and clears it. The
 // sweeper calls it for movers that died half way; an end calls it with 0,
 // once every shard is closed, so that no move is in flight when the pools
 // are collected.
-func (g *Gate) recoverMoves(ctx context.Context, lay *saleLayout, minAge time.Duration) (int, error) {
+func (g *Gate) recoverMoves(ctx context.Context, lay *saleLayout, minAge time.Duration) error {
 	if lay.n() == 1 {
-		return 0, nil // nothing to move between
+		return nil // nothing to move between
 	}
 	pipe := g.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, lay.n())
@@ -136,7 +136,7 @@ func (g *Gate) recoverMoves(ctx context.Context, lay *saleLayout, minAge time.Du
 		cmds[i] = pipe.HGetAll(ctx, sh.keys.Moves)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("read moves of sale %s: %w", lay.id, err)
+		return fmt.Errorf("read moves of sale %s: %w", lay.id, err)
 	}
 	now := g.clock.Now().UnixMilli()
 	var from []*shard
@@ -162,7 +162,7 @@ func (g *Gate) recoverMoves(ctx context.Context, lay *saleLayout, minAge time.Du
 	if err := g.clearMoves(ctx, lay, from, ids); err != nil {
 		errs = append(errs, err)
 	}
-	return len(ids), errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // RebalanceResult says what one Rebalance moved.

@@ -69,7 +69,7 @@ func (g *Gate) Purchase(ctx context.Context, cmd Purchase) (Reservation, error) 
 	if sale.Protections.RequireToken && !g.tokens.verify(cmd.Token, sale.ID, cmd.UserID, now) {
 		return Reservation{}, domain.ErrTokenRequired
 	}
-	res, err, ask, prevAttempt := sg.check(cmd.UserID, cmd.IdempotencyKey, nowMS)
+	res, ask, prevAttempt, err := sg.check(cmd.UserID, cmd.IdempotencyKey, nowMS)
 	if !ask {
 		return res, err
 	}

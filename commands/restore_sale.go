@@ -147,73 +147,97 @@ const restoreChunk = 500
 // restoreOrders queues each order's hash, and per shard the idempotency
 // fields, the expiry queue and the applied moves.
 func (g *Gate) restoreOrders(ctx context.Context, b *batch, s *domain.SaleState, shards []ShardKeys, orders []*domain.OrderState, sr *SaleRestore, rep *RestoreReport) error {
-	n := len(shards)
-	idem := make([]map[string]string, n)
-	idemOrder := make([][]string, n) // fields in placing order, for a stable write
-	due := make([][]redis.Z, n)
-	for i := range n {
-		idem[i] = map[string]string{}
+	idx := make([]shardIndexes, len(shards))
+	for i := range idx {
+		idx[i].idem = map[string]string{}
 	}
 	for _, o := range orders {
 		i, _ := domain.ShardOfOrder(o.OrderID) // an id without one is of shard 0
-		if i >= n {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("sale %s: order %s names no shard of the sale's %d; not restored", s.SaleID, o.OrderID, n))
+		if i >= len(shards) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("sale %s: order %s names no shard of the sale's %d; not restored", s.SaleID, o.OrderID, len(shards)))
 			continue
 		}
-		fields := []any{"user", o.UserID, "qty", o.Quantity, "status", o.Status,
-			"pay_by", ms(o.PayBy), "placed_at", ms(o.PlacedAt), "amount", o.AmountCents, "price", o.PriceCents}
-		switch o.Status {
-		case domain.StatusPaid:
-			fields = append(fields, "payment_ref", o.PaymentRef, "paid_at", ms(o.PaidAt))
-		case domain.StatusExpired:
-			fields = append(fields, "expired_at", ms(o.ExpiredAt))
-		case domain.StatusReserved:
-			due[i] = append(due[i], redis.Z{Score: float64(o.PayBy.UnixMilli()), Member: o.OrderID})
-			sr.Reserved++
-		}
-		key, existed := shards[i].Order(o.OrderID), sr.Existed
-		if err := b.add(func(p redis.Pipeliner) {
-			if existed {
-				p.Del(ctx, key) // clearSale kept it: drop stale fields
-			}
-			p.HSet(ctx, key, fields...)
-		}); err != nil {
+		if err := b.add(func(p redis.Pipeliner) { restoreOrder(ctx, p, shards[i].Order(o.OrderID), o, sr.Existed) }); err != nil {
 			return err
 		}
 		sr.Orders++
-		f := idemField(o.UserID, o.IdempotencyKey)
-		if _, taken := idem[i][f]; !taken {
-			idem[i][f] = o.OrderID
-			idemOrder[i] = append(idemOrder[i], f)
+		if o.Status == domain.StatusReserved {
+			sr.Reserved++
 		}
+		idx[i].add(o)
 	}
 	for i, k := range shards {
-		for j := 0; j < len(idemOrder[i]); j += restoreChunk {
-			var args []any
-			for _, f := range idemOrder[i][j:min(j+restoreChunk, len(idemOrder[i]))] {
-				args = append(args, f, idem[i][f])
-			}
-			if err := b.add(func(p redis.Pipeliner) { p.HSet(ctx, k.Idem, args...) }); err != nil {
-				return err
-			}
-		}
-		for j := 0; j < len(due[i]); j += restoreChunk {
-			zs := due[i][j:min(j+restoreChunk, len(due[i]))]
-			if err := b.add(func(p redis.Pipeliner) { p.ZAdd(ctx, k.Due, zs...) }); err != nil {
-				return err
-			}
-		}
-		if sh := s.ByShard[i]; sh != nil && len(sh.MovesIn) > 0 {
-			var args []any
-			for _, id := range slices.Sorted(maps.Keys(sh.MovesIn)) {
-				args = append(args, id, sh.MovesIn[id])
-			}
-			if err := b.add(func(p redis.Pipeliner) { p.HSet(ctx, k.MovesIn, args...) }); err != nil {
-				return err
-			}
+		if err := idx[i].restore(ctx, b, k, s.ByShard[i]); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// restoreOrder writes an order's hash; over one clearSale kept (existed),
+// without its stale fields.
+func restoreOrder(ctx context.Context, p redis.Pipeliner, key string, o *domain.OrderState, existed bool) {
+	fields := []any{"user", o.UserID, "qty", o.Quantity, "status", o.Status,
+		"pay_by", ms(o.PayBy), "placed_at", ms(o.PlacedAt), "amount", o.AmountCents, "price", o.PriceCents}
+	switch o.Status {
+	case domain.StatusPaid:
+		fields = append(fields, "payment_ref", o.PaymentRef, "paid_at", ms(o.PaidAt))
+	case domain.StatusExpired:
+		fields = append(fields, "expired_at", ms(o.ExpiredAt))
+	}
+	if existed {
+		p.Del(ctx, key)
+	}
+	p.HSet(ctx, key, fields...)
+}
+
+// shardIndexes are one shard's indexes of its orders, as the restore
+// collects them.
+type shardIndexes struct {
+	idem      map[string]string // idempotency field → order id
+	idemOrder []string          // fields in placing order, for a stable write
+	due       []redis.Z
+}
+
+// add indexes o. For orders recorded without their idempotency key
+// (OrderPlaced v1) the first one takes the user's key-less slot, as it did
+// in the gate.
+func (x *shardIndexes) add(o *domain.OrderState) {
+	if o.Status == domain.StatusReserved {
+		x.due = append(x.due, redis.Z{Score: float64(o.PayBy.UnixMilli()), Member: o.OrderID})
+	}
+	f := idemField(o.UserID, o.IdempotencyKey)
+	if _, taken := x.idem[f]; !taken {
+		x.idem[f] = o.OrderID
+		x.idemOrder = append(x.idemOrder, f)
+	}
+}
+
+// restore queues the indexes of shard k and the moves the log credits to it.
+func (x *shardIndexes) restore(ctx context.Context, b *batch, k ShardKeys, sh *domain.ShardState) error {
+	for j := 0; j < len(x.idemOrder); j += restoreChunk {
+		var args []any
+		for _, f := range x.idemOrder[j:min(j+restoreChunk, len(x.idemOrder))] {
+			args = append(args, f, x.idem[f])
+		}
+		if err := b.add(func(p redis.Pipeliner) { p.HSet(ctx, k.Idem, args...) }); err != nil {
+			return err
+		}
+	}
+	for j := 0; j < len(x.due); j += restoreChunk {
+		zs := x.due[j:min(j+restoreChunk, len(x.due))]
+		if err := b.add(func(p redis.Pipeliner) { p.ZAdd(ctx, k.Due, zs...) }); err != nil {
+			return err
+		}
+	}
+	if sh == nil || len(sh.MovesIn) == 0 {
+		return nil
+	}
+	var args []any
+	for _, id := range slices.Sorted(maps.Keys(sh.MovesIn)) {
+		args = append(args, id, sh.MovesIn[id])
+	}
+	return b.add(func(p redis.Pipeliner) { p.HSet(ctx, k.MovesIn, args...) })
 }
 
 // restoreUnits queues the units each user holds, on their home shard. Zero

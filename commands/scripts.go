@@ -10,6 +10,8 @@ import (
 // everything that can fail before it writes, and appends the step's events
 // to its slot's outbox in the same step.
 var (
+	//go:embed lua/lib.lua
+	libLua string
 	//go:embed lua/create_head.lua
 	createHeadLua string
 	//go:embed lua/init_shard.lua
@@ -48,7 +50,7 @@ func newScripts() scripts {
 	return scripts{
 		createHead: redis.NewScript(createHeadLua), initShard: redis.NewScript(initShardLua),
 		migrateHead: redis.NewScript(migrateHeadLua),
-		purchase:    redis.NewScript(purchaseLua), pay: redis.NewScript(payLua), expire: redis.NewScript(expireLua),
+		purchase:    redis.NewScript(libLua + purchaseLua), pay: redis.NewScript(libLua + payLua), expire: redis.NewScript(libLua + expireLua),
 		moveOut: redis.NewScript(moveOutLua), credit: redis.NewScript(creditLua),
 		endBegin: redis.NewScript(endBeginLua), closeShard: redis.NewScript(closeShardLua),
 		collect: redis.NewScript(collectShardLua), endDone: redis.NewScript(endFinishLua),

@@ -78,7 +78,7 @@ func (g *Gate) sweepSale(ctx context.Context, saleID string, res *SweepResult) e
 	if str(2) == "1" {
 		return nil // the end credited every move; none can start after it
 	}
-	if _, err := g.recoverMoves(ctx, lay, MoveRecoverAfter); err != nil {
+	if err := g.recoverMoves(ctx, lay, MoveRecoverAfter); err != nil {
 		return err
 	}
 	now := g.clock.Now()

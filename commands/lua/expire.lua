@@ -47,14 +47,7 @@ local out = {}
 for i = 4, #ARGV, 5 do
   out[#out + 1] = expire(i)
 end
-if #events > 0 then
-  local fields = {}
-  for j = 1, #events do
-    fields[#fields + 1] = tostring(j)
-    fields[#fields + 1] = events[j]
-  end
-  redis.call('XADD', KEYS[4], '*', unpack(fields))
-end
+append_events(KEYS[4], events)
 if refilled then
   -- A pool was empty: API nodes that answer sold_out from memory must stop.
   redis.call('PUBLISH', ARGV[1], 'stock ' .. ARGV[2])

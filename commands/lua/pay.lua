@@ -46,15 +46,6 @@ local out = {}
 for i = 3, #ARGV, 7 do
   out[#out + 1] = pay(i)
 end
-if #events > 0 then
-  local fields = {}
-  for j = 1, #events do
-    fields[#fields + 1] = tostring(j)
-    fields[#fields + 1] = events[j]
-  end
-  redis.call('XADD', KEYS[3], '*', unpack(fields))
-end
-if ARGV[2] == '1' and not wrote then
-  redis.call('INCR', KEYS[1] .. ':sync')
-end
+append_events(KEYS[3], events)
+sync_write(KEYS[1], ARGV[2], wrote)
 return out

@@ -118,21 +118,10 @@ while i <= #ARGV do
   out[#out + 1] = decide(i, nc)
   i = i + 11 + 2 * nc
 end
-if #events > 0 then
-  local fields = {}
-  for j = 1, #events do
-    fields[#fields + 1] = tostring(j)
-    fields[#fields + 1] = events[j]
-  end
-  redis.call('XADD', KEYS[5], '*', unpack(fields))
-end
+append_events(KEYS[5], events)
 if soldout and ARGV[2] ~= '' then
   -- Every API node answers sold_out from memory from now on (commands/guard.go).
   redis.call('PUBLISH', ARGV[1], 'soldout ' .. ARGV[2])
 end
-if ARGV[5] == '1' and not wrote then
-  -- WAIT covers this connection's writes only: write, so that it covers the
-  -- orders the retries above reported.
-  redis.call('INCR', KEYS[1] .. ':sync')
-end
+sync_write(KEYS[1], ARGV[5], wrote)
 return out
