@@ -88,7 +88,7 @@ func createSale(t *testing.T, g *commands.Gate, stock, limit int64, payWithin ti
 
 // evalshas is how many EVALSHA Redis has run: every purchase that reaches
 // Redis is exactly one.
-func evalshas(t *testing.T, rdb *redis.Client) int64 {
+func evalshas(t testing.TB, rdb *redis.Client) int64 {
 	t.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {
