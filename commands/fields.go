@@ -22,7 +22,7 @@ func saleFields(ev domain.SaleCreated, createdAt time.Time) []any {
 		"reserved", 0, "paid", 0, "expired", 0, "ended", 0,
 		"user_interval", ev.UserIntervalMS, "release_step", ev.ReleaseStep,
 		"release_interval", ev.ReleaseIntervalMS, "require_token", boolField(ev.RequireToken),
-		"challenge_bits", ev.ChallengeBits,
+		"challenge_bits", ev.ChallengeBits, "release_mode", ev.ReleaseMode,
 	}
 }
 

@@ -201,7 +201,7 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 	cfg.Protections = domain.Protections{
 		UserIntervalMS: num("user_interval"), ReleaseStep: num("release_step"),
 		ReleaseIntervalMS: num("release_interval"), RequireToken: h["require_token"] == "1",
-		ChallengeBits: num("challenge_bits"),
+		ChallengeBits: num("challenge_bits"), ReleaseMode: h["release_mode"],
 	}
 	view := SaleView{
 		ID: id, Name: cfg.Name, Stock: cfg.Stock, PriceCents: cfg.PriceCents,
