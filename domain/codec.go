@@ -57,12 +57,9 @@ var schemas = map[string]schema{
 }
 
 // EventTypes lists every event type the codec knows, for filters and docs.
-// DrawHeld is known to the codec (schemas) but joins this list once
-// commands' corpus recorder stops demanding that the gate write every type
-// in it (package draw writes DrawHeld; BOARD, issue 17).
 func EventTypes() []string {
 	return []string{TypeSaleCreated, TypeStockReserved, TypeOrderPlaced, TypeOrderPaid,
-		TypeOrderExpired, TypeStockReleased, TypeSaleEnded, TypeStockMoved}
+		TypeOrderExpired, TypeStockReleased, TypeSaleEnded, TypeStockMoved, TypeDrawHeld}
 }
 
 // CurrentVersion is the schema version new events of type t are written with.

@@ -25,29 +25,10 @@ var recordCorpus = flag.Bool("record-corpus", false, "write the DrawHeld envelop
 
 var t0 = time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)
 
-// modeGate is the real gate with one field filled in: until the gate keeps
-// release_mode in its sale hash (the lead's change, BOARD), its views say
-// "" for every sale; this sets the mode the sale was created with.
-type modeGate struct {
-	*commands.Gate
-	mu    sync.Mutex
-	modes map[string]string
-}
-
-func (g *modeGate) Sale(ctx context.Context, id string) (commands.SaleView, error) {
-	v, err := g.Gate.Sale(ctx, id)
-	g.mu.Lock()
-	if m := g.modes[id]; v.ReleaseMode == "" && m != "" {
-		v.ReleaseMode = m
-	}
-	g.mu.Unlock()
-	return v, err
-}
-
 type fixture struct {
 	rdb   *redis.Client
 	clock *commands.ManualClock
-	gate  *modeGate
+	gate  *commands.Gate
 	draws *draw.Draws
 }
 
@@ -59,12 +40,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mg := &modeGate{Gate: g, modes: map[string]string{}}
-	d, err := draw.New(draw.Config{Grace: 20 * time.Millisecond}, mg, rdb)
+	d, err := draw.New(draw.Config{Grace: 20 * time.Millisecond}, g, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{rdb: rdb, clock: clock, gate: mg, draws: d}
+	return &fixture{rdb: rdb, clock: clock, gate: g, draws: d}
 }
 
 func (f *fixture) sale(t *testing.T, stock, step, limit int64, requireToken bool) commands.SaleView {
@@ -77,9 +57,9 @@ func (f *fixture) sale(t *testing.T, stock, step, limit int64, requireToken bool
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.gate.mu.Lock()
-	f.gate.modes[v.ID] = domain.ReleaseModeDraw
-	f.gate.mu.Unlock()
+	if v.ReleaseMode != domain.ReleaseModeDraw {
+		t.Fatalf("the gate's view of a draw sale says release_mode %q", v.ReleaseMode)
+	}
 	return v
 }
 
