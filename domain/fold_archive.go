@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -126,10 +127,10 @@ func SaleOf(ev Event) string {
 }
 
 // SalesOf are the sales whose archives must be back in memory before ev is
-// applied: its sale, and the sale its order id names (they differ only in a
-// broken log).
-func SalesOf(ev Event) []string {
-	out := []string{SaleOf(ev)}
+// applied: its sale, and the sale its order id names ("" when that is the
+// same; they differ only in a broken log).
+func SalesOf(ev Event) (sale, orderSale string) {
+	sale = SaleOf(ev)
 	var order string
 	switch e := ev.(type) {
 	case StockReserved:
@@ -143,10 +144,10 @@ func SalesOf(ev Event) []string {
 	case StockReleased:
 		order = e.OrderID
 	}
-	if s, ok := SaleOfOrder(order); ok && s != out[0] {
-		out = append(out, s)
+	if s, ok := SaleOfOrder(order); ok && s != sale {
+		return sale, s
 	}
-	return out
+	return sale, ""
 }
 
 // orderSale is the sale an order is archived with: the one it was placed in,
@@ -188,18 +189,37 @@ func (s *SaleState) settled() bool {
 	return s.Known && s.Ended && s.Outstanding() == 0 && s.ReleasedQty == s.ExpiredQty
 }
 
-// ArchiveClosed takes the closed sales with events since its last call out of
-// memory and returns them, sorted by sale id; each leaves an ArchivedSale in
-// Archived. A sale is closed when it is settled and none of its orders is
-// still reserved or expired without its release.
-func (f *Fold) ArchiveClosed() []*SaleArchive {
+// QuietAfter is when the log can be expected to hold no more events of a
+// sale that ended: its end, its time to pay and an hour of slack for the
+// sweeper and the relay (the slack `events --sale` allows too).
+func (s *SaleState) QuietAfter() time.Time {
+	return s.EndedAt.Add(time.Duration(s.PayWithinS)*time.Second + time.Hour)
+}
+
+// EndOfLog is the watermark of a fold that read the whole log.
+var EndOfLog = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ArchiveClosed takes closed sales out of memory and returns them, sorted by
+// sale id; each leaves an ArchivedSale in Archived. A sale is closed when it
+// is settled, none of its orders is still reserved or expired without its
+// release, and the log has moved past QuietAfter: watermark is the time
+// every part of the log still being read has reached (a fold reads the
+// partitions side by side, not in time order, so a sale's counters can look
+// settled while a partition behind still holds some of its orders;
+// archiving it then would only mean reopening it). Only sales with events
+// since they were last looked at are considered.
+func (f *Fold) ArchiveClosed(watermark time.Time) []*SaleArchive {
 	closing := map[string]*SaleArchive{}
 	for id := range f.touched {
-		if s, ok := f.Sales[id]; ok && s.settled() {
+		s, ok := f.Sales[id]
+		switch {
+		case !ok || !s.settled():
+			delete(f.touched, id) // an event will touch it again
+		case s.QuietAfter().Before(watermark):
+			delete(f.touched, id)
 			closing[id] = &SaleArchive{Sale: s}
 		}
 	}
-	clear(f.touched)
 	if len(closing) == 0 {
 		return nil
 	}

@@ -46,10 +46,13 @@ type FoldOptions struct {
 	// partition's end is an error (the topic is not the one folded).
 	Fold *domain.Fold
 	From map[int32]int64
-	// Before, if set, is called with each event before it is applied (the
-	// snapshot fold hands archived sales back to the fold there), After
-	// after each chunk of records was applied.
-	Before func(domain.Envelope, domain.Event) error
+	// Start, if set, is told the offsets the fold reads, from (inclusive)
+	// and to (exclusive), before it reads. Before, if set, is called with
+	// each event and its record before it is applied (the snapshot fold
+	// hands archived sales back to the fold there), After after each chunk
+	// of records was applied.
+	Start  func(from, to map[int32]int64)
+	Before func(Record, domain.Envelope, domain.Event) error
 	After  func() error
 }
 
@@ -70,6 +73,9 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 	var total int64
 	for p, end := range offs.Ends {
 		total += end - starts[p]
+	}
+	if opt.Start != nil {
+		opt.Start(starts, offs.Ends)
 	}
 	progress := func() {
 		if opt.Progress != nil {
@@ -106,7 +112,7 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 				}
 			} else {
 				if opt.Before != nil {
-					if err := opt.Before(d.env, d.ev); err != nil {
+					if err := opt.Before(rec, d.env, d.ev); err != nil {
 						return err
 					}
 				}

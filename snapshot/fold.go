@@ -122,8 +122,15 @@ func fold(ctx context.Context, brokers []string, topic string, opt Options, rd *
 	}
 	f := res.Fold
 	fo.Fold = f
-	fo.Before = func(_ domain.Envelope, ev domain.Event) error {
-		for _, id := range domain.SalesOf(ev) {
+	var wm watermark
+	fo.Start = wm.start
+	fo.Before = func(rec eventstore.Record, env domain.Envelope, ev domain.Event) error {
+		wm.saw(rec, env)
+		if len(f.Archived) == 0 {
+			return nil
+		}
+		sale, other := domain.SalesOf(ev)
+		for _, id := range [2]string{sale, other} {
 			if _, ok := f.Archived[id]; !ok {
 				continue
 			}
@@ -136,10 +143,10 @@ func fold(ctx context.Context, brokers []string, topic string, opt Options, rd *
 		}
 		return nil
 	}
-	fo.After = res.archive
+	fo.After = func() error { return res.archive(wm.time()) }
 	_, st, err := eventstore.FoldLogWith(ctx, brokers, topic, fo)
 	if err == nil {
-		err = res.archive()
+		err = res.archive(domain.EndOfLog)
 	}
 	if err != nil {
 		w.close(false)
@@ -149,9 +156,10 @@ func fold(ctx context.Context, brokers []string, topic string, opt Options, rd *
 	return res, nil
 }
 
-// archive moves the sales that closed out of memory into the file.
-func (r *Result) archive() error {
-	for _, a := range r.Fold.ArchiveClosed() {
+// archive moves the sales that closed before the watermark out of memory
+// into the file.
+func (r *Result) archive(watermark time.Time) error {
+	for _, a := range r.Fold.ArchiveClosed(watermark) {
 		if err := r.w.archive(a); err != nil {
 			return err
 		}
@@ -194,4 +202,36 @@ func (r *Result) Close() {
 		r.closed = true
 		r.w.close(r.saved != "")
 	}
+}
+
+// watermark is the time every partition still being read has reached: the
+// least time of the last event read from each partition with records left.
+type watermark struct {
+	ends map[int32]int64     // partition → its end offset
+	next map[int32]int64     // partition → the next offset to read
+	last map[int32]time.Time // partition → when its last event read occurred
+}
+
+func (w *watermark) start(from, to map[int32]int64) {
+	w.ends, w.next, w.last = to, map[int32]int64{}, map[int32]time.Time{}
+	for p, off := range from {
+		w.next[p] = off
+	}
+}
+
+func (w *watermark) saw(rec eventstore.Record, env domain.Envelope) {
+	w.next[rec.Partition] = rec.Offset + 1
+	if env.OccurredAt.After(w.last[rec.Partition]) {
+		w.last[rec.Partition] = env.OccurredAt
+	}
+}
+
+func (w *watermark) time() time.Time {
+	t := domain.EndOfLog
+	for p, end := range w.ends {
+		if w.next[p] < end && w.last[p].Before(t) {
+			t = w.last[p] // zero until the partition's first event
+		}
+	}
+	return t
 }

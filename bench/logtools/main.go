@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/seckill/seckill/domain"
@@ -82,27 +83,49 @@ func run(ctx context.Context, args []string) error {
 
 	common := []string{"--data", dir, "--kafka-brokers", env.broker, "--redis-url", env.redis, "--database-url", env.db}
 	mid := lg.base.Add(time.Duration(cfg.days/2)*24*time.Hour + time.Minute)
+	// Redis is emptied before the second restore, so both restores write
+	// the whole gate; the first audit (a full fold) saves the snapshot the
+	// later steps start from.
+	flush := func() error {
+		opt, err := redis.ParseURL(env.redis)
+		if err != nil {
+			return err
+		}
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		return rdb.FlushAll(ctx).Err()
+	}
 	steps := []struct {
 		name, what string
 		args       []string
+		before     func() error
 	}{
-		{"events --order", "one order's events (its partition only)", []string{"events", "--order", lg.someOrder, "--quiet"}},
-		{"events --sale", "one sale's events (its partition, then its day)", []string{"events", "--sale", lg.someSale, "--quiet", "--out", os.DevNull}},
-		{"events --from/--to", "one second in the middle of the year", []string{"events", "--from", mid.Format(time.RFC3339), "--to", mid.Add(time.Second).Format(time.RFC3339), "--quiet"}},
-		{"events --out (export)", "the whole log as JSONL", []string{"events", "--out", os.DevNull, "--quiet"}},
-		{"gate restore", "the whole log into an empty Redis", []string{"gate", "restore"}},
-		{"audit", "fold + invariants + the restored gate", []string{"audit", "--skip", "read-models", "--wait", "1s"}},
-		{"migrate", "(set-up for the rebuild)", []string{"migrate"}},
-		{"projections rebuild orders", "the orders read model from offset zero", []string{"projections", "rebuild", "orders"}},
+		{"events --order", "one order's events (its partition only)", []string{"events", "--order", lg.someOrder, "--quiet"}, nil},
+		{"events --sale", "one sale's events (its partition, then its day)", []string{"events", "--sale", lg.someSale, "--quiet", "--out", os.DevNull}, nil},
+		{"events --from/--to", "one second in the middle of the year", []string{"events", "--from", mid.Format(time.RFC3339), "--to", mid.Add(time.Second).Format(time.RFC3339), "--quiet"}, nil},
+		{"events --out (export)", "the whole log as JSONL", []string{"events", "--out", os.DevNull, "--quiet"}, nil},
+		{"gate restore --fresh", "the whole log folded, into an empty Redis (no snapshot)", []string{"gate", "restore", "--fresh"}, nil},
+		{"audit --fresh", "the whole log folded (no snapshot) + invariants + the gate; saves a snapshot", []string{"audit", "--fresh", "--skip", "read-models", "--wait", "1s"}, nil},
+		{"audit", "from the snapshot (nothing after it) + invariants + the gate", []string{"audit", "--skip", "read-models", "--wait", "1s"}, nil},
+		{"gate restore", "from the snapshot, into an empty Redis", []string{"gate", "restore"}, flush},
+		{"snapshot --fresh", "the whole log folded and a snapshot saved (what a daily job costs without one)", []string{"snapshot", "--fresh"}, nil},
+		{"migrate", "(set-up for the rebuild)", []string{"migrate"}, nil},
+		{"projections rebuild orders", "the orders read model from offset zero", []string{"projections", "rebuild", "orders"}, nil},
 	}
 	var rows []string
 	for _, s := range steps {
+		if s.before != nil {
+			if err := s.before(); err != nil {
+				return fmt.Errorf("before %s: %w", s.name, err)
+			}
+		}
 		d, rss, out, err := measure(ctx, bin, append(s.args, common...))
 		status := "ok"
 		if err != nil {
 			status = "failed: " + firstLine(err.Error()+" "+out)
 		}
 		fmt.Printf("%-28s %10s  %7.0f MB  %s\n", s.name, d.Round(time.Millisecond), rss, status)
+		fmt.Print(indent(out))
 		if s.name == "migrate" {
 			continue
 		}
@@ -239,6 +262,21 @@ func measure(ctx context.Context, bin string, args []string) (time.Duration, flo
 		}
 	}
 	return d, rss, out.String(), err
+}
+
+// indent returns the lines of a command's output that say what it did
+// (folded, restored, audit, snapshot), indented; progress lines are left out.
+func indent(out string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		for _, w := range []string{"folded", "restored", "audit of", "fold:", "snapshot", "all invariants", "violation", "warning", "rebuilt", "wrote"} {
+			if strings.Contains(l, w) {
+				b.WriteString("    " + strings.TrimSpace(l) + "\n")
+				break
+			}
+		}
+	}
+	return b.String()
 }
 
 func firstLine(s string) string {
