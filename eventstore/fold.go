@@ -127,7 +127,7 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 		}
 		return nil
 	}
-	err = ReadRange(ctx, brokers, topic, starts, offs.Ends, func(recs []Record) error {
+	err = readRange(ctx, brokers, topic, starts, offs.Ends, foldFetch, func(recs []Record) error {
 		for lo := 0; lo < len(recs); lo += chunk {
 			if err := apply(recs[lo:min(lo+chunk, len(recs))]); err != nil {
 				return err

@@ -32,7 +32,12 @@ type Record struct {
 // It is the one reader of the log: rebuilds, folds (FoldLog), audits and
 // restores, and the analysts' time-ordered reads (Read) stand on it.
 func ReadRange(ctx context.Context, brokers []string, topic string, from, to map[int32]int64, fn func([]Record) error) error {
-	r, err := openRange(brokers, topic, from, to, false, bulkFetch)
+	return readRange(ctx, brokers, topic, from, to, bulkFetch, fn)
+}
+
+// readRange is ReadRange with a fetch size.
+func readRange(ctx context.Context, brokers []string, topic string, from, to map[int32]int64, size fetchSize, fn func([]Record) error) error {
+	r, err := openRange(brokers, topic, from, to, false, size)
 	if err != nil {
 		return err
 	}
@@ -120,6 +125,14 @@ var (
 	// bulkFetch is for replays (rebuild, fold, audit): throughput, not
 	// latency.
 	bulkFetch = fetchSize{maxBytes: 64 << 20, partitionBytes: 8 << 20, maxWait: 200 * time.Millisecond}
+	// foldFetch is for folds (FoldLogWith), whose memory should be the
+	// fold's, not the fetches': a fetch decompressed is several times its
+	// size, and franz-go buffers one while the last is worked through (64
+	// MiB fetches held ~575 MB of decompressed batches in a 1M-event fold,
+	// 32 MiB ones ~170 MB). Small per-partition slices also keep the
+	// partitions close together in time, which lets the snapshot fold
+	// archive sooner.
+	foldFetch = fetchSize{maxBytes: 16 << 20, partitionBytes: 2 << 20, maxWait: 200 * time.Millisecond}
 	// orderedFetch is for Read, which holds what it fetched while it merges
 	// the partitions by time, and the client keeps one fetch buffered while
 	// we work through the last: 16 MiB (not Kafka's 50) keeps a replay's
