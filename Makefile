@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Extra arguments for `make dev`, e.g. make dev ARGS='--data /tmp/sk'.
 ARGS ?=
 
-.PHONY: deps test test-short dev build lint bench bench-quick bench-log fuzz cluster-test cluster-bench faults
+.PHONY: deps test test-short dev build lint bench bench-quick bench-log bench-viewers fuzz cluster-test cluster-bench faults
 
 # deps installs the servers that tests and `seckill dev` start (redis-server,
 # PostgreSQL; Debian keeps the Postgres binaries in /usr/lib/postgresql/*/bin,
@@ -101,6 +101,12 @@ bench: deps
 BENCH_LOG_EVENTS ?= 10000000
 bench-log: deps
 	$(GO) run ./bench/logtools -events $(BENCH_LOG_EVENTS)
+
+# bench-viewers measures what reaches the API when N viewers poll a sale's
+# status every 2 s, straight and through deploy/nginx.conf's cache (about a
+# minute); it rewrites its own section of BENCHMARKS.md.
+bench-viewers: deps
+	SECKILL_VIEWERS_BENCH=1 $(GO) test -count=1 -timeout 10m -v -run 'TestViewersThroughCache' ./cmd/seckill
 
 # bench-quick is a smoke run of the same phases with small counts; it writes nothing.
 bench-quick: deps
