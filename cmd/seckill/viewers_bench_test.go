@@ -130,7 +130,7 @@ func writeViewersSection(path string, dur time.Duration, cacheControl string, ro
 		"still had in flight when its time ran out (hence a little over 100% straight). Where the polls sent fall short of N/2 per " +
 		"second, or p99 grows to seconds on both paths alike, this machine (generator, nginx and API on the same shared cores) " +
 		"is the limit, not the API behind the cache: what reaches the API through nginx stays about one request per max-age " +
-		"however many viewers poll, which is the point — a million viewers are ~500 000 polls/s at the edge and still ~1/s per sale at the API.\n")
+		"however many viewers poll (measured here up to the largest N in the table; it does not grow with N), which is the point: the refresh storm stays at the edge.\n")
 	b.WriteString(viewersEnd + "\n")
 	fmt.Print(b.String())
 	if path == "" {
