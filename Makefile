@@ -60,9 +60,11 @@ cluster-bench: deps
 
 # faults runs the long versions of the fault-injection suite (issue 8,
 # docs/durability.md): kill -9 of an API node, the relay, the broker and a
-# projector mid-run; Redis restarted from its AOF and lost entirely; Postgres
+# projector mid-run; Redis restarted from its AOF and lost entirely; the
+# Redis primary killed with a replica and Sentinels (and a cluster master
+# with its replica) failing over, a replica frozen and killed; Postgres
 # down; duplicate delivery; sweepers racing payers; hostile clients; SIGTERM;
-# and what appendfsync always costs. Each scenario ends with `seckill audit`
+# and what appendfsync always and the replica acknowledgement cost. Each scenario ends with `seckill audit`
 # and logs "faults: NAME: accepted N, in log N, in read model N, audit ...".
 # The short versions run in `make test` (go test ./...).
 faults: deps
