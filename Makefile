@@ -64,8 +64,8 @@ cluster-bench: deps
 # Redis primary killed with a replica and Sentinels (and a cluster master
 # with its replica) failing over, a replica frozen and killed; Postgres
 # down; duplicate delivery; sweepers racing payers; hostile clients; SIGTERM;
-# and what appendfsync always and the replica acknowledgement cost. Each scenario ends with `seckill audit`
-# and logs "faults: NAME: accepted N, in log N, in read model N, audit ...".
+# and what appendfsync always and the replica acknowledgement cost. Each
+# scenario ends with `seckill audit` and logs "faults: NAME: accepted N, in log N, in read model N, audit ...".
 # The short versions run in `make test` (go test ./...).
 faults: deps
 	SECKILL_LONG=1 $(GO) test -count=1 -timeout 20m -v -run '^TestFault' ./cmd/seckill
