@@ -104,50 +104,17 @@ func (d *Digest) RowDigest(orderID, saleID, userID string, quantity int64, statu
 }
 
 // SaleOf is the sale an event belongs to.
-func SaleOf(ev Event) string {
-	switch e := ev.(type) {
-	case SaleCreated:
-		return e.SaleID
-	case StockReserved:
-		return e.SaleID
-	case OrderPlaced:
-		return e.SaleID
-	case OrderPaid:
-		return e.SaleID
-	case OrderExpired:
-		return e.SaleID
-	case StockReleased:
-		return e.SaleID
-	case SaleEnded:
-		return e.SaleID
-	case StockMoved:
-		return e.SaleID
-	}
-	return ""
-}
+func SaleOf(ev Event) string { return RefsOf(ev).SaleID }
 
 // SalesOf are the sales whose archives must be back in memory before ev is
 // applied: its sale, and the sale its order id names ("" when that is the
 // same; they differ only in a broken log).
 func SalesOf(ev Event) (sale, orderSale string) {
-	sale = SaleOf(ev)
-	var order string
-	switch e := ev.(type) {
-	case StockReserved:
-		order = e.OrderID
-	case OrderPlaced:
-		order = e.OrderID
-	case OrderPaid:
-		order = e.OrderID
-	case OrderExpired:
-		order = e.OrderID
-	case StockReleased:
-		order = e.OrderID
+	r := RefsOf(ev)
+	if s, ok := SaleOfOrder(r.OrderID); ok && s != r.SaleID {
+		return r.SaleID, s
 	}
-	if s, ok := SaleOfOrder(order); ok && s != sale {
-		return sale, s
-	}
-	return sale, ""
+	return r.SaleID, ""
 }
 
 // orderSale is the sale an order is archived with: the one it was placed in,
