@@ -196,6 +196,14 @@ func TestLogTools(t *testing.T) {
 	if err != nil || !strings.Contains(out, "restored 2 sale(s)") {
 		t.Fatalf("gate restore: %v\n%s", err, out)
 	}
+	// The audit above saved a fold snapshot at the log's end: the restore
+	// started from it and read nothing after it.
+	if !strings.Contains(out, "from snapshot ") || !strings.Contains(out, "and 0 records after it") {
+		t.Errorf("gate restore did not start from the audit's snapshot:\n%s", out)
+	}
+	if out, _, err := s.cli("snapshot"); err != nil || !strings.Contains(out, "saved ") {
+		t.Errorf("seckill snapshot: %v\n%s", err, out)
+	}
 	t.Log("\n" + out)
 	if _, _, err := s.cli("gate", "restore"); err == nil || !strings.Contains(err.Error(), "still holds") {
 		t.Errorf("second restore without --force: %v", err)
