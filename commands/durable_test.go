@@ -33,6 +33,18 @@ func TestReplicaAcknowledgement(t *testing.T) {
 		info, _ := rep.Info(ctx, "replication").Result()
 		return strings.Contains(info, "master_link_status:up")
 	})
+	// The replica's link being up is not yet a replica acknowledging
+	// writes: the first write after the sync has been seen to wait longer
+	// than the gate's 300 ms on a busy machine. Wait until a write of the
+	// test's own is acknowledged, so the gate's first write measures the
+	// steady state.
+	testenv.WaitFor(t, 10*time.Second, func() bool {
+		if err := rdb.Set(ctx, "warm-up", "1", 0).Err(); err != nil {
+			return false
+		}
+		n, _ := rdb.Wait(ctx, 1, time.Second).Result()
+		return n >= 1
+	})
 	clock := commands.NewManualClock(t0)
 	g, err := commands.NewGate(commands.GateConfig{Clock: clock, SaleCacheTTL: time.Nanosecond, MinReplicas: 1, ReplicaTimeout: 300 * time.Millisecond}, rdb)
 	if err != nil {

@@ -182,9 +182,11 @@ func (g *Gate) pullAndRetry(ctx context.Context, sg *saleGuard, home *shard, req
 			case closed:
 				return reply{"ended"}, nil
 			case code == "sold_out" && round == 0:
-				// Every shard was empty when the pull asked it: tell every node.
+				// Every shard was empty when the pull asked it. This node
+				// remembers it; it is not announced, since units on their
+				// way between two shards were in neither, and no notice
+				// would follow them when they land.
 				sg.markSoldOut()
-				_ = g.rdb.Publish(rctx, g.ks.Notify(), "soldout "+lay.id).Err()
 			}
 			return r, nil
 		}

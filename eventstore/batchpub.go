@@ -20,10 +20,17 @@ import (
 // fetch work per record batch, so bigger batches cost each event less
 // (docs/performance.md, issue 13).
 //
-// Order: the messages enter the producer in the order given and a partition
-// keeps it (one request in flight, idempotent retries), so one Publish keeps
-// the order of every aggregate's events; the relay needs no lanes with it
-// (RelayConfig.Lanes 1).
+// Order: a producer that gives up on a record (retries exhausted while the
+// broker is away) may still deliver the records queued behind it on the same
+// partition, so a batch holding two events of one aggregate could land the
+// second without the first, and the relay's re-publish would then put the
+// first after it (TestRelayBrokerDown caught OrderPaid before StockReserved).
+// Publish therefore sends in waves: wave j holds the j-th event of every
+// aggregate in the batch and goes out only once wave j-1 is acknowledged in
+// full. An aggregate has at most one event in flight, so whatever fails, its
+// events reach the log in outbox order; a batch costs as many round trips as
+// its busiest aggregate has events (2–3 for an order), not one per event.
+// The relay needs no lanes with it (RelayConfig.Lanes 1).
 type BatchPublisher struct {
 	producer  sarama.SyncProducer
 	marshaler marshaler
@@ -49,18 +56,40 @@ func (p *BatchPublisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	records := make([]*sarama.ProducerMessage, len(msgs))
-	for i, m := range msgs {
-		r, err := p.marshaler.Marshal(topic, m)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", m.UUID, err)
-		}
-		records[i] = r
+	waves, err := p.waves(topic, msgs)
+	if err != nil {
+		return err
 	}
-	if err := p.producer.SendMessages(records); err != nil {
-		return fmt.Errorf("publish %d events: %w", len(msgs), err)
+	sent := 0
+	for i, w := range waves {
+		if err := p.producer.SendMessages(w); err != nil {
+			return fmt.Errorf("publish %d events (wave %d of %d, %d events acknowledged before it): %w",
+				len(msgs), i+1, len(waves), sent, err)
+		}
+		sent += len(w)
 	}
 	return nil
+}
+
+// waves marshals msgs and splits them so that the j-th event of each
+// aggregate is in wave j, keeping the given order inside a wave.
+func (p *BatchPublisher) waves(topic string, msgs []*message.Message) ([][]*sarama.ProducerMessage, error) {
+	var waves [][]*sarama.ProducerMessage
+	seen := make(map[string]int, len(msgs))
+	for _, m := range msgs {
+		r, err := p.marshaler.Marshal(topic, m)
+		if err != nil {
+			return nil, fmt.Errorf("publish %s: %w", m.UUID, err)
+		}
+		agg := m.Metadata.Get(MetadataAggregateID)
+		j := seen[agg]
+		seen[agg] = j + 1
+		if j == len(waves) {
+			waves = append(waves, make([]*sarama.ProducerMessage, 0, len(msgs)))
+		}
+		waves[j] = append(waves[j], r)
+	}
+	return waves, nil
 }
 
 // Close flushes and closes the producer.

@@ -165,7 +165,7 @@ func TestFaultRedisLoss(t *testing.T) {
 	burst := time.Now()
 	go func() { defer close(done); m.buy(stop, 0, 100*users) }()
 	m.waitAccepted(int64(pick(1500, 8000)), time.Minute) // a steady burst
-	backlog := outboxBacklog(t, g)
+	backlog := d.outboxOrders(g)
 	rate := float64(m.accepted.Load()) / time.Since(burst).Seconds()
 	atBacklog := m.accepted.Load()
 	crash()
@@ -196,7 +196,7 @@ func TestFaultRedisLoss(t *testing.T) {
 		}
 		all[o] = u // kept, or accepted after the restore: both must be everywhere
 	}
-	t.Logf("faults: redis lost mid-burst without persistence, %.0f purchases/s: %d orders told 202 before the loss, the outboxes held %d entries (orders not yet relayed) a moment before it; %d accepted orders lost, %d kept",
+	t.Logf("faults: redis lost mid-burst without persistence, %.0f purchases/s: %d orders told 202 before the loss, the outboxes held %d orders not yet relayed a moment before it; %d accepted orders lost, %d kept",
 		rate, len(before), backlog, lost, len(before)-lost)
 	// The outboxes bound the loss: what they held a moment before the
 	// kill, plus what was accepted in that moment.

@@ -26,6 +26,11 @@ local remaining, price, stock = tonumber(s[4]), s[6], tonumber(s[7])
 local interval = tonumber(s[8] or '0') or 0
 local step, every = tonumber(s[9] or '0') or 0, tonumber(s[10] or '0') or 0
 local events, wrote, soldout = {}, false, false
+-- The batch's reservations touch the pool's counters, the units, the
+-- idempotency hash and the expiry queue once, at the end; until then the
+-- later purchases of the batch read them here (what the batch added).
+local taken, placed = 0, 0
+local heldNew, idemNew, idemPairs, duePairs = {}, {}, {}, {}
 
 -- decide decides the purchase whose arguments start at ARGV[i].
 local function decide(i, nc)
@@ -38,7 +43,8 @@ local function decide(i, nc)
   if nc > 0 and s[11] ~= '1' then
     for j = c0, c0 + 2 * nc - 1, 2 do
       if redis.call('HSETNX', KEYS[6], ARGV[j], ARGV[j + 1]) == 1 then
-        remaining = redis.call('HINCRBY', KEYS[1], 'remaining', ARGV[j + 1])
+        redis.call('HINCRBY', KEYS[1], 'remaining', ARGV[j + 1])
+        remaining = remaining + tonumber(ARGV[j + 1])
         redis.call('HINCRBY', KEYS[1], 'moved_in', ARGV[j + 1])
         wrote = true
       end
@@ -51,7 +57,7 @@ local function decide(i, nc)
   end
   -- A retry answers with the order it already made, even after sell-out or
   -- the end, and is not an attempt for the rate limit.
-  local existing = redis.call('HGET', KEYS[2], idem)
+  local existing = idemNew[idem] or redis.call('HGET', KEYS[2], idem)
   if existing then
     local o = redis.call('HMGET', ARGV[3] .. existing, 'status', 'pay_by', 'qty')
     return {'existing', existing, o[1], o[2], o[3]}
@@ -74,7 +80,7 @@ local function decide(i, nc)
     redis.call('SET', rl, nows, 'PX', interval)
     wrote = true
   end
-  local held = tonumber(redis.call('HGET', KEYS[3], user) or '0')
+  local held = tonumber(redis.call('HGET', KEYS[3], user) or '0') + (heldNew[user] or 0)
   if held + qty > limit then
     return {'limit_reached'}
   end
@@ -96,14 +102,15 @@ local function decide(i, nc)
       return {'not_yet_released', starts + (slice - 1) * every - now}
     end
   end
-  remaining = redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
-  redis.call('HINCRBY', KEYS[1], 'reserved', qty)
-  redis.call('HINCRBY', KEYS[1], 'orders', 1)
-  redis.call('HINCRBY', KEYS[3], user, qty)
-  redis.call('HSET', KEYS[2], idem, oid)
+  remaining, taken, placed = remaining - qty, taken + qty, placed + 1
+  heldNew[user] = (heldNew[user] or 0) + qty
+  idemNew[idem] = oid
+  idemPairs[#idemPairs + 1] = idem
+  idemPairs[#idemPairs + 1] = oid
+  duePairs[#duePairs + 1] = payby
+  duePairs[#duePairs + 1] = oid
   redis.call('HSET', ARGV[3] .. oid, 'user', user, 'qty', qty, 'status', 'reserved',
     'pay_by', payby, 'placed_at', nows, 'amount', ARGV[i + 6], 'price', price)
-  redis.call('ZADD', KEYS[4], payby, oid)
   events[#events + 1] = ARGV[i + 7]
   events[#events + 1] = ARGV[i + 8]
   wrote = true
@@ -117,6 +124,16 @@ while i <= #ARGV do
   local nc = tonumber(ARGV[i + 10])
   out[#out + 1] = decide(i, nc)
   i = i + 11 + 2 * nc
+end
+if placed > 0 then
+  redis.call('HINCRBY', KEYS[1], 'remaining', -taken)
+  redis.call('HINCRBY', KEYS[1], 'reserved', taken)
+  redis.call('HINCRBY', KEYS[1], 'orders', placed)
+  for user, q in pairs(heldNew) do
+    redis.call('HINCRBY', KEYS[3], user, q)
+  end
+  redis.call('HSET', KEYS[2], unpack(idemPairs))
+  redis.call('ZADD', KEYS[4], unpack(duePairs))
 end
 append_events(KEYS[5], events)
 if soldout and ARGV[2] ~= '' then
