@@ -478,3 +478,45 @@ func salePageScenario(t *testing.T, s *system, b *browser, lang, accept, other s
 	}
 	bob.screenshot("07-switched-to-" + other)
 }
+
+// TestDrawPageInBrowser: in a draw-mode sale the buy button enters the
+// round's draw, says so, and the page shows the order once the shopper is
+// drawn (the only entrant of a round of one unit always is).
+func TestDrawPageInBrowser(t *testing.T) {
+	exe := findChromium(t)
+	s := startSystem(t, "SECKILL_DEV_SIGN_IN", "true")
+	b := newBrowser(t, exe)
+	b.shot = filepath.Join(b.shot, "draw")
+	defer b.checkConsole()
+	text := loadPageText(t, "en")
+	startsAt := time.Now().Add(2 * time.Second).UTC()
+	r := s.do("POST", "/v1/sales", s.admin, fmt.Sprintf(
+		`{"name":"Lucky draw","stock":2,"price_cents":500,"starts_at":%q,"ends_at":%q,"per_user_limit":1,"pay_within_s":600,
+		  "release_step":1,"release_interval_ms":3000,"release_mode":"draw"}`,
+		startsAt.Format(time.RFC3339Nano), startsAt.Add(time.Hour).Format(time.RFC3339Nano)))
+	if r.status != http.StatusCreated {
+		t.Fatalf("create sale: %d %s", r.status, r.raw)
+	}
+	alice := b.tab("alice-draw", false, 0, "en-US")
+	alice.do("open and sign in", 30*time.Second,
+		chromedp.Navigate(s.base+"/sale/"+r.str("id")),
+		chromedp.SendKeys(css("#user-id"), "alice"),
+		chromedp.Click(css("#sign-in")),
+		chromedp.WaitVisible(css("#who")),
+		chromedp.WaitEnabled(css("#buy")),
+	)
+	if got := alice.text("#buy-help"); !strings.HasPrefix(got, text.prefix("help_draw")) {
+		t.Errorf("help in a draw sale: %q", got)
+	}
+	alice.do("enter the draw", 10*time.Second, chromedp.Click(css("#buy")))
+	alice.waitFor("the entry shown", 10*time.Second, fmt.Sprintf(`document.querySelector('#buy').innerText === %q`, text.say("btn_entered")))
+	if !alice.disabled("#buy") {
+		t.Error("the buy button is enabled while the entry waits for its draw")
+	}
+	alice.screenshot("01-entered")
+	alice.waitFor("drawn: the order reserved", 20*time.Second, `document.querySelector('#order').dataset.status === 'reserved'`)
+	if got := alice.text("#buy-error"); got != text.say("draw_won") {
+		t.Errorf("after the draw the page says %q, want %q", got, text.say("draw_won"))
+	}
+	alice.screenshot("02-won")
+}

@@ -31,7 +31,9 @@
     notFound: 0,
     paying: false,
     focusPay: false,
-    pass: null        // the purchase pass of a sale that requires one
+    pass: null,       // the purchase pass of a sale that requires one
+    draw: null,       // the shopper's entry in a draw-mode sale: {slice, status, draw_at}
+    drawTimer: 0
   };
 
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
@@ -69,6 +71,11 @@
       if (res.ok && res.data) {
         st.sale = res.data;
         st.saleErr = null;
+        if (st.sale.release_mode === 'draw' && S.user() && !st.draw) {
+          // A reload: the shopper may have an entry waiting for its draw.
+          st.draw = { status: 'checking' };
+          pollDraw();
+        }
       } else {
         st.saleErr = res;
       }
@@ -149,6 +156,7 @@
       case 'upcoming': return S.t('help_upcoming');
       case 'active':
         if (!S.token()) return S.t('help_sign_in');
+        if (sale.release_mode === 'draw') return S.t('help_draw', { pay: S.spoken(sale.pay_within_s * 1000) });
         return S.t('help_active', { pay: S.spoken(sale.pay_within_s * 1000) });
       case 'sold_out':
         return S.t('help_sold_out', { pay: S.spoken(sale.pay_within_s * 1000) });
@@ -166,9 +174,11 @@
     else if (phase === 'ended') label = S.t('btn_ended');
     else if (phase === 'missing') label = S.t('btn_missing');
     else if (st.buying) label = S.t('btn_buying');
+    else if (phase === 'active' && st.draw && st.draw.status === 'entered') label = S.t('btn_entered');
     else if (phase === 'active' && waiting) label = S.t('btn_try_again', { time: S.duration(st.waitUntil - now) });
     S.text(b, label);
-    var enabled = phase === 'active' && !st.buying && !waiting && !orderOpen();
+    var entered = !!(st.draw && st.draw.status === 'entered');
+    var enabled = phase === 'active' && !st.buying && !waiting && !orderOpen() && !entered;
     if (b.disabled === enabled) b.disabled = !enabled;
   }
 
@@ -230,7 +240,10 @@
     // that one attempt (above) reuse it.
     purchase(token, S.uuid(), 0, false).then(function (res) {
       st.buying = false;
-      if (res.ok && res.data && res.data.order_id) {
+      if (res.ok && res.data && res.data.status === 'entered') {
+        // A draw-mode sale: the press entered this round's draw.
+        enteredDraw(res.data);
+      } else if (res.ok && res.data && res.data.order_id) {
         announce(S.t('order_pending'));
         setOrder(res.data.order_id, res.data);
         refreshSale(); // the stock just changed; show it now, not in 2 s
@@ -283,6 +296,52 @@
           return;
         }
       }
+    });
+  }
+
+  // ---- The draw --------------------------------------------------------------
+  // In a sale with release_mode "draw" a press enters the current round's
+  // draw (202 entered); the page asks for the result once the round is
+  // drawn and shows the order of a winner.
+
+  function enteredDraw(entry) {
+    st.draw = { slice: entry.slice, status: 'entered', draw_at: entry.draw_at };
+    announce(S.t('draw_entered'));
+    showError('buy-error', S.t('draw_entered_at', { time: S.at(S.parseTime(entry.draw_at)) }), true);
+    clearTimeout(st.drawTimer);
+    st.drawTimer = setTimeout(pollDraw, Math.max(300, S.parseTime(entry.draw_at) - S.now() + 200));
+  }
+
+  function pollDraw() {
+    clearTimeout(st.drawTimer);
+    var token = S.token();
+    if (!token) return;
+    S.api('GET', '/v1/sales/' + enc(saleID) + '/draw', { token: token }).then(function (res) {
+      if (!res.ok || !res.data) {
+        if (res.code !== 'not_entered' && res.code !== 'no_draw') st.drawTimer = setTimeout(pollDraw, jitter(2000));
+        return;
+      }
+      var d = res.data;
+      st.draw = { slice: d.slice, status: d.status, draw_at: d.draw_at };
+      switch (d.status) {
+        case 'entered':
+        case 'won': // drawn, the order being placed
+          st.drawTimer = setTimeout(pollDraw, jitter(1000));
+          break;
+        case 'ordered':
+          announce(S.t('draw_won'));
+          showError('buy-error', S.t('draw_won'), true);
+          if (d.order_id && d.order_id !== st.orderID) setOrder(d.order_id, null);
+          break;
+        case 'lost':
+          showError('buy-error', S.t('draw_lost'), true);
+          announce(S.t('draw_lost'));
+          break;
+        case 'refused':
+          showError('buy-error', S.t('draw_refused', { reason: d.reason || '' }));
+          break;
+      }
+      render();
     });
   }
 
