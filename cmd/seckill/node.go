@@ -114,11 +114,11 @@ func (n *node) openRedis(ctx context.Context) error {
 	}
 	want, have, err := n.cfg.replicas.resolve(ctx, rdb, n.ep.RedisURL)
 	if err != nil {
-		return fmt.Errorf("redis %s: %w", redactURL(n.ep.RedisURL), err)
+		n.log.Warn("cannot count the Redis replicas; set --redis-min-replicas", "err", err, "min_replicas", want)
 	}
 	n.minReplicas = want
 	n.log.Info("redis durability", "min_replicas", want, "replicas_now", have, "replica_timeout", n.cfg.replicas.timeout)
-	if want > have {
+	if have >= 0 && want > have {
 		n.log.Warn("fewer Redis replicas than writes wait for: purchases, payments and the relay stall (503) until they connect",
 			"min_replicas", want, "replicas_now", have)
 	}

@@ -264,20 +264,21 @@ func (f *replicaFlags) validate() error {
 // resolve is the number of replicas writes wait for: the flag, or with
 // auto, 1 behind Sentinels (there is a replica to fail over to, and it
 // must hold what was acknowledged) or when every primary has a replica
-// now, else 0. It also returns how many replicas the primary with the
-// fewest has now, to warn when writes cannot succeed.
+// now, else 0. have is how many replicas the primary with the fewest has
+// now (-1 when Redis does not say: some managed services refuse INFO), to
+// warn when writes cannot succeed; err says why it is unknown.
 func (f *replicaFlags) resolve(ctx context.Context, rdb redis.UniversalClient, rawURL string) (want, have int, err error) {
 	have, err = connectedReplicas(ctx, rdb)
 	if err != nil {
-		return 0, 0, err
+		have = -1
 	}
 	switch {
 	case f.minReplicas != autoReplicas:
-		return f.minReplicas, have, nil
+		return f.minReplicas, have, err
 	case isSentinelURL(rawURL) || have > 0:
-		return 1, have, nil
+		return 1, have, err
 	}
-	return 0, have, nil
+	return 0, have, err
 }
 
 // connectedReplicas is the number of replicas connected to the primary, or

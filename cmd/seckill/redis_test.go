@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seckill/seckill/internal/testenv"
 )
 
 func TestOpenRedisURLs(t *testing.T) {
@@ -118,5 +120,43 @@ func TestParseSentinelURL(t *testing.T) {
 	rdb.Close()
 	if _, err := openRedis("redis+sentinel://127.0.0.1:1"); !errors.As(err, new(usageError)) {
 		t.Errorf("no master name: %v; want a usage error", err)
+	}
+}
+
+// TestMinReplicasAuto: --redis-min-replicas -1 (the default) waits for one
+// replica behind Sentinels or when the primary has one, none otherwise; a
+// number given is taken as it is.
+func TestMinReplicasAuto(t *testing.T) {
+	t.Parallel()
+	alone := testenv.RedisServer(t)
+	primary := testenv.RedisServer(t)
+	testenv.RedisReplica(t, primary)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name      string
+		addr      string
+		url       string // as configured; only its kind matters
+		flag      int
+		want, has int
+	}{
+		{"alone, auto", alone.Addr(), alone.URL(), autoReplicas, 0, 0},
+		{"alone behind a Sentinel URL, auto", alone.Addr(), "redis+sentinel://h:26379/m", autoReplicas, 1, 0},
+		{"with a replica, auto", primary.Addr(), primary.URL(), autoReplicas, 1, 1},
+		{"with a replica, 0 given", primary.Addr(), primary.URL(), 0, 0, 1},
+		{"alone, 2 given", alone.Addr(), alone.URL(), 2, 2, 0},
+	} {
+		rdb := redis.NewClient(&redis.Options{Addr: tc.addr})
+		want, has, err := (&replicaFlags{minReplicas: tc.flag}).resolve(ctx, rdb, tc.url)
+		rdb.Close()
+		if err != nil || want != tc.want || has != tc.has {
+			t.Errorf("%s: want %d has %d, %v; want %d has %d", tc.name, want, has, err, tc.want, tc.has)
+		}
+	}
+	// A server that does not answer INFO: auto falls back to 0 (1 behind
+	// Sentinels), and the error says why.
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	defer dead.Close()
+	if want, has, err := (&replicaFlags{minReplicas: autoReplicas}).resolve(ctx, dead, "redis://127.0.0.1:1"); err == nil || want != 0 || has != -1 {
+		t.Errorf("unreachable: want %d has %d, %v; want 0, -1 and an error", want, has, err)
 	}
 }
