@@ -40,6 +40,7 @@ type config struct {
 	n       int
 	tokens  int    // the token pool: distinct users, one per request
 	only    string // the phases to run, comma-separated; "" for all
+	memLim  string // GOMEMLIMIT of the API node; "" for none
 	profile string // directory for CPU and allocation profiles; "" for none
 }
 
@@ -112,6 +113,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.million, "million", true, "run the million-attempt sale (1,000,000 attempts, 200,000 users, 1,000 stock); false: a small sale")
 	fs.IntVar(&cfg.conc, "concurrency", 64, "concurrent connections of every load phase")
 	fs.StringVar(&cfg.only, "only", "", "run only these phases (comma-separated: paths, pipeline, lag, sale, rebuild, profiles); the report is then partial, so give -out too")
+	fs.StringVar(&cfg.memLim, "api-gomemlimit", "128MiB", "GOMEMLIMIT of the API node under test, a soft limit as an API node runs with in a deployment (docs/performance.md); \"\" for none")
 	fs.IntVar(&cfg.tokens, "tokens", 300_000, "users in the pre-minted token pool; every request of a phase is the next user (at least 100,000 but in -quick runs)")
 	fs.StringVar(&cfg.profile, "profile", "", "write CPU and allocation profiles of both processes under sold-out and purchase load to this directory (an extra 12 s phase each, not in the report), and the API's heap at the end of the run")
 	if err := fs.Parse(args); err != nil {
@@ -307,8 +309,12 @@ func (b *bench) pathRows(empty, soldOut []loadgen.Result, direct []directResult,
 // rssRows adds the resident sets of both processes after every phase.
 func (b *bench) rssRows() {
 	if hwm, cur, err := rss(b.apiPID); err == nil {
+		lim := "no GOMEMLIMIT"
+		if b.cfg.memLim != "" {
+			lim = "GOMEMLIMIT=" + b.cfg.memLim
+		}
 		b.rows = append(b.rows, row{"API process RSS (peak / now)", fmt.Sprintf("%d MB / %d MB", hwm>>20, cur>>20), "target < 150 MB", "",
-			"`seckill serve --role api`, after every phase above"})
+			"`seckill serve --role api` (" + lim + "), after every phase above"})
 	}
 	if hwm, cur, err := rss(b.devPID); err == nil {
 		b.rows = append(b.rows, row{"`seckill dev` process RSS (peak / now)", fmt.Sprintf("%d MB / %d MB", hwm>>20, cur>>20), "", "",

@@ -100,6 +100,9 @@ func (b *bench) startAPI(ctx context.Context) (func(), error) {
 	if b.dev.Topic != "" {
 		env = append(env, "SECKILL_TOPIC="+b.dev.Topic)
 	}
+	if b.cfg.memLim != "" {
+		env = append(env, "GOMEMLIMIT="+b.cfg.memLim)
+	}
 	b.logf("starting seckill serve --role api on %s ...", addr)
 	cmd, stop, err := b.start("api.log", env, "serve", "--role", "api", "--addr", addr, "--admin-addr", b.apiAdmin)
 	if err != nil {

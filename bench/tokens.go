@@ -14,7 +14,7 @@ import (
 // the pool, as a sale sees its shoppers: a real sale is many users sending
 // a few requests each, so a node meets most tokens for the first time and
 // pays the signature check (issue 13). A pool larger than the API's cache of
-// verified tokens (http/authcache.go, at most 65,536) and larger than any
+// verified tokens (http/authcache.go, at most 16,384) and larger than any
 // phase keeps that true across phases too: a token comes round again only
 // after the whole pool, long after the cache dropped it.
 type tokenPool struct {

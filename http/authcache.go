@@ -31,9 +31,13 @@ type verifiedEntry struct {
 	until int64 // unix ns: the token's expiry plus the leeway
 }
 
-// verifiedPerShard bounds the cache: 16 shards × 4096 tokens of ~250 bytes is
-// about 16 MB at most.
-const verifiedPerShard = 4096
+// verifiedPerShard bounds the cache: 16 shards × 1024 tokens of ~250 bytes
+// (the token's bytes are the key) is about 4 MB at most. A sold-out answer
+// verifies no token (http/purchase.go), so the tokens here are those of
+// users the node let through — buyers paying, polling their orders — and
+// a quarter of the former 65,536 holds them while keeping the API node's
+// heap small (docs/performance.md, "The API node's memory").
+const verifiedPerShard = 1024
 
 func newVerifiedCache() *verifiedCache {
 	c := &verifiedCache{seed: maphash.MakeSeed()}
