@@ -426,7 +426,6 @@ func (m *merge) throttle() {
 			pq.paused = false
 			resume = append(resume, p)
 		}
-
 	}
 	m.r.pause(pause)
 	m.r.resume(resume)

@@ -196,12 +196,12 @@ func dependencyDown(err error) bool {
 	return strings.HasSuffix(err.Error(), "redis: client is closed")
 }
 
-// pathID returns the {name} parameter of r's route when it is a plausible
+// pathID returns the {id} parameter of r's route when it is a plausible
 // id (domain.ValidID), else notFound: bytes that no sale or order can have
 // are answered before any store is asked, because a store asked about them
 // (Postgres about invalid UTF-8) fails, and that failure is not an outage.
-func pathID(r *http.Request, name string, notFound error) (string, error) {
-	id := chi.URLParam(r, name)
+func pathID(r *http.Request, notFound error) (string, error) {
+	id := chi.URLParam(r, "id")
 	if !domain.ValidID(id) {
 		return "", notFound
 	}

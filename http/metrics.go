@@ -207,20 +207,30 @@ func (w *recordingWriter) Write(p []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	if w.status >= 400 && !w.wrote {
-		if rest, ok := bytes.CutPrefix(p, codePrefix); ok {
-			if end := bytes.IndexByte(rest, '"'); end > 0 && end <= 64 {
-				// Known codes without an allocation (string(b) as a map
-				// key does not copy).
-				if c, ok := errorCodes[string(rest[:end])]; ok {
-					w.code = c
-				} else {
-					w.code = string(rest[:end])
-				}
-			}
+		if c, ok := bodyErrorCode(p); ok {
+			w.code = c
 		}
 	}
 	w.wrote = true
 	return w.ResponseWriter.Write(p)
+}
+
+// bodyErrorCode reads the code of an error body that starts with codePrefix.
+func bodyErrorCode(p []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(p, codePrefix)
+	if !ok {
+		return "", false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end <= 0 || end > 64 {
+		return "", false
+	}
+	// Known codes without an allocation (string(b) as a map key does not
+	// copy).
+	if c, ok := errorCodes[string(rest[:end])]; ok {
+		return c, true
+	}
+	return string(rest[:end]), true
 }
 
 // Unwrap lets http.ResponseController reach the connection (Flush, deadlines)

@@ -78,7 +78,7 @@ func gateView(o commands.GateOrder) readmodels.OrderView {
 
 func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 	id, _ := identityFrom(r.Context())
-	orderID, err := pathID(r, "id", domain.ErrOrderNotFound)
+	orderID, err := pathID(r, domain.ErrOrderNotFound)
 	var o orderResponse
 	if err == nil {
 		o, err = s.order(r.Context(), orderID)
@@ -99,7 +99,7 @@ type payRequest struct {
 }
 
 func (s *server) pay(w http.ResponseWriter, r *http.Request) {
-	orderID, err := pathID(r, "id", domain.ErrOrderNotFound)
+	orderID, err := pathID(r, domain.ErrOrderNotFound)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

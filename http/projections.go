@@ -59,7 +59,7 @@ func (s *server) routeProjections(r chi.Router) {
 }
 
 func (s *server) getInventory(w http.ResponseWriter, r *http.Request) {
-	saleID, err := pathID(r, "id", domain.ErrSaleNotFound)
+	saleID, err := pathID(r, domain.ErrSaleNotFound)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

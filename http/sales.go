@@ -73,7 +73,7 @@ func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) endSale(w http.ResponseWriter, r *http.Request) {
-	saleID, err := pathID(r, "id", domain.ErrSaleNotFound)
+	saleID, err := pathID(r, domain.ErrSaleNotFound)
 	var sale commands.SaleView
 	if err == nil {
 		sale, err = s.Gate.EndSale(r.Context(), commands.EndSale{SaleID: saleID})

@@ -437,7 +437,9 @@ func testRelayBrokerDown(t *testing.T, p publisherKind) {
 	defer b2.Close()
 	testenv.WaitFor(t, 60*time.Second, func() bool { return o.depth(t, "s0")+o.depth(t, "s1") == 0 })
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
 	if st := r.Stats(); st.Errors == 0 {
 		t.Errorf("no errors counted: %+v", st)
 	}

@@ -8,6 +8,4 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func postgresDSN(t testing.TB) string { return testenv.Postgres(t) }
-
 func kafkaBrokers(t testing.TB, partitions int) []string { return testenv.Kafka(t, partitions) }

@@ -496,34 +496,12 @@ func behind(next, ends map[int32]int64) int64 {
 // replay applies the log from from to to into the shadow: one reader feeds
 // Workers appliers, each owning a share of the partitions.
 func (r *rebuilder) replay(ctx context.Context, from, to map[int32]int64) error {
-	w := r.cfg.Workers
 	g, gctx := errgroup.WithContext(ctx)
-	queues := make([]chan []eventstore.Record, w)
+	queues := make([]chan []eventstore.Record, r.cfg.Workers)
 	for i := range queues {
-		queues[i] = make(chan []eventstore.Record, 4)
-		q := queues[i]
-		g.Go(func() error {
-			for batch := range q {
-				// Take what else is queued, up to MaxBatch: reads come in
-				// fetch-sized pieces, transactions are cheaper when big.
-			more:
-				for len(batch) < r.cfg.MaxBatch {
-					select {
-					case b, ok := <-q:
-						if !ok {
-							break more
-						}
-						batch = append(batch, b...)
-					default:
-						break more
-					}
-				}
-				if err := r.apply(gctx, batch); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		q := make(chan []eventstore.Record, 4)
+		queues[i] = q
+		g.Go(func() error { return r.applyQueue(gctx, q) })
 	}
 	g.Go(func() error {
 		defer func() {
@@ -532,26 +510,56 @@ func (r *rebuilder) replay(ctx context.Context, from, to map[int32]int64) error 
 			}
 		}()
 		return eventstore.ReadRange(gctx, r.cfg.Brokers, r.cfg.Topic, from, to, func(recs []eventstore.Record) error {
-			shards := make([][]eventstore.Record, w)
-			for _, rec := range recs {
-				i := int(rec.Partition) % w
-				shards[i] = append(shards[i], rec)
-			}
-			for i, s := range shards {
-				for len(s) > 0 {
-					n := min(len(s), r.cfg.MaxBatch)
-					select {
-					case queues[i] <- s[:n:n]:
-					case <-gctx.Done():
-						return gctx.Err()
-					}
-					s = s[n:]
-				}
-			}
-			return nil
+			return r.deal(gctx, recs, queues)
 		})
 	})
 	return g.Wait()
+}
+
+// applyQueue applies the batches of q until it is closed.
+func (r *rebuilder) applyQueue(ctx context.Context, q <-chan []eventstore.Record) error {
+	for batch := range q {
+		// Take what else is queued, up to MaxBatch: reads come in
+		// fetch-sized pieces, transactions are cheaper when big.
+	more:
+		for len(batch) < r.cfg.MaxBatch {
+			select {
+			case b, ok := <-q:
+				if !ok {
+					break more
+				}
+				batch = append(batch, b...)
+			default:
+				break more
+			}
+		}
+		if err := r.apply(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deal hands recs to the queues by partition, in pieces of at most MaxBatch,
+// so each partition's records stay in order on one applier.
+func (r *rebuilder) deal(ctx context.Context, recs []eventstore.Record, queues []chan []eventstore.Record) error {
+	shards := make([][]eventstore.Record, len(queues))
+	for _, rec := range recs {
+		i := int(rec.Partition) % len(queues)
+		shards[i] = append(shards[i], rec)
+	}
+	for i, s := range shards {
+		for len(s) > 0 {
+			n := min(len(s), r.cfg.MaxBatch)
+			select {
+			case queues[i] <- s[:n:n]:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			s = s[n:]
+		}
+	}
+	return nil
 }
 
 // apply applies one batch to the shadow, retrying while Postgres fails.

@@ -240,89 +240,78 @@ func (p *Daily) day(t time.Time) pgtype.Date {
 	return pgtype.Date{Time: time.Date(y, m, d, 0, 0, 0, 0, time.UTC), Valid: true}
 }
 
+// apply folds one order event of a batch into o; at is when it occurred.
+func (o *dailyOrder) apply(e domain.Event, at time.Time) {
+	switch ev := e.(type) {
+	case domain.OrderPlaced:
+		if o.placed == nil {
+			o.placed, o.placedAt, o.sale = &ev, at, ev.SaleID
+			if o.status == "" {
+				o.status = DailyPendingPayment
+			}
+		}
+	case domain.OrderPaid:
+		if o.paidAt.IsZero() {
+			o.paidAt, o.ref, o.paidAmount, o.sale = at, ev.PaymentRef, ev.AmountCents, ev.SaleID
+			if o.status != DailyPaid && o.status != DailyClosed {
+				o.status = DailyPaid
+			}
+		}
+	case domain.OrderExpired:
+		if o.closedAt.IsZero() {
+			o.closedAt, o.sale = at, ev.SaleID
+			if o.status != DailyPaid && o.status != DailyClosed {
+				o.status = DailyClosed
+			}
+		}
+	}
+}
+
+// dailySale is what the daily report keeps of a sale: its name and price.
+type dailySale struct {
+	name, currency string
+	price          int64
+}
+
+// dailyBatch is what one Apply gathers before it writes: the orders and the
+// sales of the batch, each in the order first seen.
+type dailyBatch struct {
+	orders   map[string]*dailyOrder
+	orderIDs []string
+	sales    map[string]dailySale
+	saleIDs  []string
+}
+
+func (d *dailyBatch) add(e projections.Event) {
+	switch ev := e.Event.(type) {
+	case domain.SaleCreated:
+		if _, ok := d.sales[ev.SaleID]; !ok {
+			d.sales[ev.SaleID] = dailySale{ev.Name, ev.Currency, ev.PriceCents}
+			d.saleIDs = append(d.saleIDs, ev.SaleID)
+		}
+	case domain.OrderPlaced, domain.OrderPaid, domain.OrderExpired:
+		id := ev.AggregateID()
+		o := d.orders[id]
+		if o == nil {
+			o = &dailyOrder{}
+			d.orders[id] = o
+			d.orderIDs = append(d.orderIDs, id)
+		}
+		o.apply(ev, pgTime(e.Envelope.OccurredAt))
+	}
+	// Reservations and releases are not in the everyday format.
+}
+
 // Apply applies batch through tx in one round trip: one statement for the
 // orders (rows, buyers and summary together) and one for the sales.
 func (p *Daily) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event) error {
-	orders := map[string]*dailyOrder{}
-	var ids []string
-	type sale struct {
-		name, currency string
-		price          int64
-	}
-	sales := map[string]sale{}
-	var saleIDs []string
+	d := dailyBatch{orders: map[string]*dailyOrder{}, sales: map[string]dailySale{}}
 	for _, e := range batch {
-		at := pgTime(e.Envelope.OccurredAt)
-		var o *dailyOrder
-		switch ev := e.Event.(type) {
-		case domain.SaleCreated:
-			if _, ok := sales[ev.SaleID]; !ok {
-				sales[ev.SaleID] = sale{ev.Name, ev.Currency, ev.PriceCents}
-				saleIDs = append(saleIDs, ev.SaleID)
-			}
-			continue
-		case domain.OrderPlaced, domain.OrderPaid, domain.OrderExpired:
-			o = orders[ev.AggregateID()]
-			if o == nil {
-				o = &dailyOrder{}
-				orders[ev.AggregateID()] = o
-				ids = append(ids, ev.AggregateID())
-			}
-		default:
-			continue // reservations and releases are not in the everyday format
-		}
-		switch ev := e.Event.(type) {
-		case domain.OrderPlaced:
-			if o.placed == nil {
-				o.placed, o.placedAt, o.sale = &ev, at, ev.SaleID
-				if o.status == "" {
-					o.status = DailyPendingPayment
-				}
-			}
-		case domain.OrderPaid:
-			if o.paidAt.IsZero() {
-				o.paidAt, o.ref, o.paidAmount, o.sale = at, ev.PaymentRef, ev.AmountCents, ev.SaleID
-				if o.status != DailyPaid && o.status != DailyClosed {
-					o.status = DailyPaid
-				}
-			}
-		case domain.OrderExpired:
-			if o.closedAt.IsZero() {
-				o.closedAt, o.sale = at, ev.SaleID
-				if o.status != DailyPaid && o.status != DailyClosed {
-					o.status = DailyClosed
-				}
-			}
-		}
+		d.add(e)
 	}
 	b := &pgx.Batch{}
-	if n := len(ids); n > 0 {
-		var (
-			sale, user, status, ref           = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-			qty, price, total, paidAmount     = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-			payBy, placedAt, paidAt, closedAt = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
-			placedDay, paidDay, closedDay     = make([]pgtype.Date, n), make([]pgtype.Date, n), make([]pgtype.Date, n)
-		)
-		for i, id := range ids {
-			o := orders[id]
-			sale[i], status[i], ref[i], paidAmount[i] = o.sale, o.status, o.ref, o.paidAmount
-			if pl := o.placed; pl != nil {
-				user[i], qty[i], price[i], total[i], payBy[i] = pl.UserID, pl.Quantity, pl.PriceCents, pl.AmountCents, ts(pl.PayBy)
-			}
-			placedAt[i], paidAt[i], closedAt[i] = ts(o.placedAt), ts(o.paidAt), ts(o.closedAt)
-			placedDay[i], paidDay[i], closedDay[i] = p.day(o.placedAt), p.day(o.paidAt), p.day(o.closedAt)
-		}
-		b.Queue(p.sql.orders, ids, sale, user, qty, price, total, status, ref, payBy, placedAt, placedDay,
-			paidAt, paidDay, paidAmount, closedAt, closedDay)
-	}
-	if n := len(saleIDs); n > 0 {
-		name, currency, price := make([]string, n), make([]string, n), make([]int64, n)
-		for i, id := range saleIDs {
-			s := sales[id]
-			name[i], currency[i], price[i] = s.name, s.currency, s.price
-		}
-		b.Queue(p.sql.sales, saleIDs, name, currency, price)
-	}
+	p.queueOrders(b, &d)
+	p.queueSales(b, &d)
 	p.queueReturns(b, batch) // returns.go
 	if b.Len() == 0 {
 		return nil
@@ -331,6 +320,46 @@ func (p *Daily) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event)
 		return fmt.Errorf("daily: %w", err)
 	}
 	return nil
+}
+
+// queueOrders queues the statement that writes d's orders, column by column.
+func (p *Daily) queueOrders(b *pgx.Batch, d *dailyBatch) {
+	ids := d.orderIDs
+	n := len(ids)
+	if n == 0 {
+		return
+	}
+	var (
+		sale, user, status, ref           = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		qty, price, total, paidAmount     = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		payBy, placedAt, paidAt, closedAt = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		placedDay, paidDay, closedDay     = make([]pgtype.Date, n), make([]pgtype.Date, n), make([]pgtype.Date, n)
+	)
+	for i, id := range ids {
+		o := d.orders[id]
+		sale[i], status[i], ref[i], paidAmount[i] = o.sale, o.status, o.ref, o.paidAmount
+		if pl := o.placed; pl != nil {
+			user[i], qty[i], price[i], total[i], payBy[i] = pl.UserID, pl.Quantity, pl.PriceCents, pl.AmountCents, ts(pl.PayBy)
+		}
+		placedAt[i], paidAt[i], closedAt[i] = ts(o.placedAt), ts(o.paidAt), ts(o.closedAt)
+		placedDay[i], paidDay[i], closedDay[i] = p.day(o.placedAt), p.day(o.paidAt), p.day(o.closedAt)
+	}
+	b.Queue(p.sql.orders, ids, sale, user, qty, price, total, status, ref, payBy, placedAt, placedDay,
+		paidAt, paidDay, paidAmount, closedAt, closedDay)
+}
+
+// queueSales queues the statement that records d's new sales.
+func (p *Daily) queueSales(b *pgx.Batch, d *dailyBatch) {
+	n := len(d.saleIDs)
+	if n == 0 {
+		return
+	}
+	name, currency, price := make([]string, n), make([]string, n), make([]int64, n)
+	for i, id := range d.saleIDs {
+		s := d.sales[id]
+		name[i], currency[i], price[i] = s.name, s.currency, s.price
+	}
+	b.Queue(p.sql.sales, d.saleIDs, name, currency, price)
 }
 
 // DailyRow is one line of the daily report: one business day of one sale.

@@ -147,86 +147,116 @@ type invOrder struct {
 	res, paid, exp, rel, pool int64
 }
 
+// invSale is what one batch says about a sale: its stock once created, its
+// unsold units once ended.
+type invSale struct {
+	known, ended  bool
+	stock, unsold int64
+}
+
+// invBatch is what one Apply gathers before it writes: the orders and the
+// sales of the batch, each in the order first seen.
+type invBatch struct {
+	orders   map[string]*invOrder
+	orderIDs []string
+	sales    map[string]*invSale
+	saleIDs  []string
+}
+
+func (d *invBatch) add(e domain.Event) {
+	switch ev := e.(type) {
+	case domain.SaleCreated, domain.SaleEnded:
+		d.sale(ev.AggregateID()).apply(ev)
+	case domain.StockReserved, domain.OrderPaid, domain.OrderExpired, domain.StockReleased:
+		d.order(ev.AggregateID()).apply(ev)
+	}
+	// OrderPlaced and unknown types do not move units.
+}
+
+func (d *invBatch) sale(id string) *invSale {
+	s := d.sales[id]
+	if s == nil {
+		s = &invSale{}
+		d.sales[id] = s
+		d.saleIDs = append(d.saleIDs, id)
+	}
+	return s
+}
+
+func (d *invBatch) order(id string) *invOrder {
+	o := d.orders[id]
+	if o == nil {
+		o = &invOrder{}
+		d.orders[id] = o
+		d.orderIDs = append(d.orderIDs, id)
+	}
+	return o
+}
+
+// apply takes the first SaleCreated and the first SaleEnded of the batch.
+func (s *invSale) apply(e domain.Event) {
+	switch ev := e.(type) {
+	case domain.SaleCreated:
+		if !s.known {
+			s.known, s.stock = true, ev.Stock
+		}
+	case domain.SaleEnded:
+		if !s.ended {
+			s.ended, s.unsold = true, ev.Unsold
+		}
+	}
+}
+
+// apply counts the order's units of e unless the batch had e's type already.
+func (o *invOrder) apply(e domain.Event) {
+	bit := orderBit(e.EventType())
+	if o.bits&bit != 0 {
+		return // the same event again
+	}
+	o.bits |= bit
+	switch ev := e.(type) {
+	case domain.StockReserved:
+		o.sale, o.res = ev.SaleID, ev.Quantity
+	case domain.OrderPaid:
+		o.sale, o.paid = ev.SaleID, ev.Quantity
+	case domain.OrderExpired:
+		o.sale, o.exp = ev.SaleID, ev.Quantity
+	case domain.StockReleased:
+		o.sale, o.rel = ev.SaleID, ev.Quantity
+		if ev.ToPool {
+			o.pool = ev.Quantity
+		}
+	}
+}
+
 // Apply applies batch through tx in one round trip: one statement counts
 // the order events not counted before, grouped by sale, and one applies the
 // sale events.
 func (p *Inventory) Apply(ctx context.Context, tx pgx.Tx, batch []projections.Event) error {
-	orders := map[string]*invOrder{}
-	var orderIDs []string
-	type invSale struct {
-		known, ended  bool
-		stock, unsold int64
-	}
-	sales := map[string]*invSale{}
-	var saleIDs []string
+	d := invBatch{orders: map[string]*invOrder{}, sales: map[string]*invSale{}}
 	for _, e := range batch {
-		switch ev := e.Event.(type) {
-		case domain.SaleCreated, domain.SaleEnded:
-			s := sales[ev.AggregateID()]
-			if s == nil {
-				s = &invSale{}
-				sales[ev.AggregateID()] = s
-				saleIDs = append(saleIDs, ev.AggregateID())
-			}
-			switch ev := ev.(type) {
-			case domain.SaleCreated:
-				if !s.known {
-					s.known, s.stock = true, ev.Stock
-				}
-			case domain.SaleEnded:
-				if !s.ended {
-					s.ended, s.unsold = true, ev.Unsold
-				}
-			}
-		case domain.StockReserved, domain.OrderPaid, domain.OrderExpired, domain.StockReleased:
-			id := ev.AggregateID()
-			o := orders[id]
-			if o == nil {
-				o = &invOrder{}
-				orders[id] = o
-				orderIDs = append(orderIDs, id)
-			}
-			bit := orderBit(ev.EventType())
-			if o.bits&bit != 0 {
-				continue // the same event again
-			}
-			o.bits |= bit
-			switch ev := ev.(type) {
-			case domain.StockReserved:
-				o.sale, o.res = ev.SaleID, ev.Quantity
-			case domain.OrderPaid:
-				o.sale, o.paid = ev.SaleID, ev.Quantity
-			case domain.OrderExpired:
-				o.sale, o.exp = ev.SaleID, ev.Quantity
-			case domain.StockReleased:
-				o.sale, o.rel = ev.SaleID, ev.Quantity
-				if ev.ToPool {
-					o.pool = ev.Quantity
-				}
-			}
-		}
-		// OrderPlaced and unknown types do not move units.
+		d.add(e.Event)
 	}
 	b := &pgx.Batch{}
-	if n := len(orderIDs); n > 0 {
+	if n := len(d.orderIDs); n > 0 {
 		sale := make([]string, n)
 		bits := make([]int32, n)
 		res, paid, exp, rel, pool := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		for i, id := range orderIDs {
-			o := orders[id]
+		for i, id := range d.orderIDs {
+			o := d.orders[id]
 			sale[i], bits[i] = o.sale, int32(o.bits)
 			res[i], paid[i], exp[i], rel[i], pool[i] = o.res, o.paid, o.exp, o.rel, o.pool
 		}
-		b.Queue(p.sql.orders, orderIDs, sale, bits, res, paid, exp, rel, pool)
+		b.Queue(p.sql.orders, d.orderIDs, sale, bits, res, paid, exp, rel, pool)
 	}
-	if n := len(saleIDs); n > 0 {
+	if n := len(d.saleIDs); n > 0 {
 		known, ended := make([]bool, n), make([]bool, n)
 		stock, unsold := make([]int64, n), make([]int64, n)
-		for i, id := range saleIDs {
-			s := sales[id]
+		for i, id := range d.saleIDs {
+			s := d.sales[id]
 			known[i], ended[i], stock[i], unsold[i] = s.known, s.ended, s.stock, s.unsold
 		}
-		b.Queue(p.sql.sales, saleIDs, known, stock, ended, unsold)
+		b.Queue(p.sql.sales, d.saleIDs, known, stock, ended, unsold)
 	}
 	if b.Len() == 0 {
 		return nil

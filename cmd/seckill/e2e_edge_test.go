@@ -164,7 +164,7 @@ func TestSaleStatusThroughNginx(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				switch resp.StatusCode {
 				case http.StatusOK:

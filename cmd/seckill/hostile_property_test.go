@@ -64,10 +64,10 @@ type hostileModel struct {
 }
 
 type modelSale struct {
-	name                   string
-	ended                  bool
-	reservedQty, paidQty   int64
-	reservedOrders, orders []string
+	name                 string
+	ended                bool
+	reservedQty, paidQty int64
+	orders               []string
 }
 
 type modelOrder struct {

@@ -8,6 +8,7 @@ package codecgen
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/format"
@@ -38,7 +39,7 @@ const (
 
 // field is one JSON member of an event, in the order json.Marshal writes it.
 type field struct {
-	goName    string // the selector, promoted fields included
+	goName    string // the selector: a promoted field's own name
 	jsonName  string
 	kind      kind
 	omitEmpty bool
@@ -78,7 +79,7 @@ func Generate(dir string) ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("codecgen: %s has EventType but is not a struct", name)
 		}
-		fs, err := fields(st, structs, "")
+		fs, err := fields(st, structs)
 		if err != nil {
 			return nil, fmt.Errorf("codecgen: %s: %w", name, err)
 		}
@@ -136,8 +137,27 @@ func collect(f *ast.File, structs map[string]*ast.StructType, typeConsts map[str
 }
 
 // fields flattens st's JSON members as encoding/json sees them: exported
-// fields with their tag's name, embedded structs of the package inlined.
-func fields(st *ast.StructType, structs map[string]*ast.StructType, prefix string) ([]field, error) {
+// fields with their tag's name, embedded structs of the package inlined, at
+// any depth. A name that two members share is refused: encoding/json would
+// keep the shallower one or drop both, which the generated codec does not
+// mimic.
+func fields(st *ast.StructType, structs map[string]*ast.StructType) ([]field, error) {
+	out, err := members(st, structs)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]string{}
+	for _, f := range out {
+		if other, ok := seen[f.jsonName]; ok {
+			return nil, fmt.Errorf("fields %s and %s both have the JSON name %q", other, f.goName, f.jsonName)
+		}
+		seen[f.jsonName] = f.goName
+	}
+	return out, nil
+}
+
+// members lists st's members in the order json.Marshal writes them.
+func members(st *ast.StructType, structs map[string]*ast.StructType) ([]field, error) {
 	var out []field
 	for _, f := range st.Fields.List {
 		tag := ""
@@ -149,15 +169,7 @@ func fields(st *ast.StructType, structs map[string]*ast.StructType, prefix strin
 			tag = reflect.StructTag(t).Get("json")
 		}
 		if len(f.Names) == 0 { // embedded
-			id, ok := f.Type.(*ast.Ident)
-			if !ok || tag != "" {
-				return nil, fmt.Errorf("embedded %s: only untagged structs of package domain", exprString(f.Type))
-			}
-			inner, ok := structs[id.Name]
-			if !ok {
-				return nil, fmt.Errorf("embedded %s is not a struct of package domain", id.Name)
-			}
-			fs, err := fields(inner, structs, prefix)
+			fs, err := embedded(f.Type, tag, structs)
 			if err != nil {
 				return nil, err
 			}
@@ -168,31 +180,54 @@ func fields(st *ast.StructType, structs map[string]*ast.StructType, prefix strin
 			if !n.IsExported() || tag == "-" {
 				continue
 			}
-			name, opts, _ := strings.Cut(tag, ",")
-			if name == "" {
-				name = n.Name
-			}
-			k, err := kindOf(f.Type)
+			m, err := member(n.Name, f.Type, tag)
 			if err != nil {
 				return nil, fmt.Errorf("field %s: %w", n.Name, err)
 			}
-			omit := false
-			for _, o := range strings.Split(opts, ",") {
-				switch o {
-				case "":
-				case "omitempty":
-					omit = true
-				default:
-					return nil, fmt.Errorf("field %s: json option %q is not supported by the generated codec", n.Name, o)
-				}
-			}
-			if omit && k == kTime {
-				return nil, fmt.Errorf("field %s: omitempty on a time.Time omits nothing in encoding/json; drop it", n.Name)
-			}
-			out = append(out, field{goName: prefix + n.Name, jsonName: name, kind: k, omitEmpty: omit})
+			out = append(out, m)
 		}
 	}
 	return out, nil
+}
+
+// embedded returns the members of an embedded struct, which encoding/json
+// writes in place of it. Promoted, they keep their own names as selectors.
+func embedded(t ast.Expr, tag string, structs map[string]*ast.StructType) ([]field, error) {
+	id, ok := t.(*ast.Ident)
+	if !ok || tag != "" {
+		return nil, fmt.Errorf("embedded %s: only untagged structs of package domain", exprString(t))
+	}
+	inner, ok := structs[id.Name]
+	if !ok {
+		return nil, fmt.Errorf("embedded %s is not a struct of package domain", id.Name)
+	}
+	return members(inner, structs)
+}
+
+// member is the named field goName of type t with JSON tag tag.
+func member(goName string, t ast.Expr, tag string) (field, error) {
+	name, opts, _ := strings.Cut(tag, ",")
+	if name == "" {
+		name = goName
+	}
+	k, err := kindOf(t)
+	if err != nil {
+		return field{}, err
+	}
+	omit := false
+	for _, o := range strings.Split(opts, ",") {
+		switch o {
+		case "":
+		case "omitempty":
+			omit = true
+		default:
+			return field{}, fmt.Errorf("json option %q is not supported by the generated codec", o)
+		}
+	}
+	if omit && k == kTime {
+		return field{}, errors.New("omitempty on a time.Time omits nothing in encoding/json; drop it")
+	}
+	return field{goName: goName, jsonName: name, kind: k, omitEmpty: omit}, nil
 }
 
 func kindOf(t ast.Expr) (kind, error) {

@@ -73,7 +73,7 @@ func TestProxyCachesSaleStatus(t *testing.T) {
 		}
 		xff.Store(r.Header.Get("X-Forwarded-For"))
 		w.Header().Set("Cache-Control", "no-store")
-		io.WriteString(w, `{}`)
+		_, _ = io.WriteString(w, `{}`)
 	}))
 	defer api.Close()
 	p, err := nginx.Start(context.Background(), nginx.Config{
@@ -96,7 +96,7 @@ func TestProxyCachesSaleStatus(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
 					t.Errorf("status %d", resp.StatusCode)
