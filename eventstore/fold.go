@@ -70,66 +70,20 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 			return nil, st, fmt.Errorf("fold %s: %w: %w", topic, ErrFoldFrom, err)
 		}
 	}
-	var total int64
+	f := folder{fold: opt.Fold, opt: opt, st: &st, decoded: make([]decodedRecord, foldChunk)}
+	if f.fold == nil {
+		f.fold = domain.NewFold()
+	}
 	for p, end := range offs.Ends {
-		total += end - starts[p]
+		f.total += end - starts[p]
 	}
 	if opt.Start != nil {
 		opt.Start(starts, offs.Ends)
 	}
-	progress := func() {
-		if opt.Progress != nil {
-			opt.Progress(st.Records, total)
-		}
-	}
-	progress()
-	fold := opt.Fold
-	if fold == nil {
-		fold = domain.NewFold()
-	}
-	// Records are decoded in chunks on every core and folded in log order
-	// on this goroutine: the fold is cheap, JSON decoding is not.
-	const chunk = 4096
-	type result struct {
-		env domain.Envelope
-		ev  domain.Event
-		err error
-	}
-	decoded := make([]result, chunk)
-	apply := func(recs []Record) error {
-		parallel(len(recs), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				d := &decoded[i]
-				d.env, d.ev, d.err = domain.Decode(recs[i].Value)
-			}
-		})
-		for i, rec := range recs {
-			d := &decoded[i]
-			if d.err != nil {
-				st.Undecodable++
-				if len(st.Errors) < 10 {
-					st.Errors = append(st.Errors, fmt.Sprintf("record %d@%d: %v", rec.Partition, rec.Offset, d.err))
-				}
-			} else {
-				if opt.Before != nil {
-					if err := opt.Before(rec, d.env, d.ev); err != nil {
-						return err
-					}
-				}
-				fold.Apply(d.env, d.ev)
-			}
-			*d = result{} // let the chunk's records go
-		}
-		st.Records += int64(len(recs))
-		progress()
-		if opt.After != nil {
-			return opt.After()
-		}
-		return nil
-	}
+	f.progress()
 	err = readRange(ctx, brokers, topic, starts, offs.Ends, foldFetch, func(recs []Record) error {
-		for lo := 0; lo < len(recs); lo += chunk {
-			if err := apply(recs[lo:min(lo+chunk, len(recs))]); err != nil {
+		for lo := 0; lo < len(recs); lo += foldChunk {
+			if err := f.apply(recs[lo:min(lo+foldChunk, len(recs))]); err != nil {
 				return err
 			}
 		}
@@ -138,7 +92,73 @@ func FoldLogWith(ctx context.Context, brokers []string, topic string, opt FoldOp
 	if err != nil {
 		return nil, st, fmt.Errorf("fold %s: %w", topic, err)
 	}
-	return fold, st, nil
+	return f.fold, st, nil
+}
+
+// foldChunk is how many records a fold decodes at once.
+const foldChunk = 4096
+
+// folder folds the records of a FoldLogWith into fold, counting in st.
+type folder struct {
+	fold    *domain.Fold
+	opt     FoldOptions
+	st      *FoldStats
+	total   int64           // records to read, for Progress
+	decoded []decodedRecord // one chunk's, reused
+}
+
+type decodedRecord struct {
+	env domain.Envelope
+	ev  domain.Event
+	err error
+}
+
+func (f *folder) progress() {
+	if f.opt.Progress != nil {
+		f.opt.Progress(f.st.Records, f.total)
+	}
+}
+
+// apply decodes a chunk of records on every core and folds them in log
+// order on this goroutine: the fold is cheap, JSON decoding is not.
+func (f *folder) apply(recs []Record) error {
+	parallel(len(recs), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d := &f.decoded[i]
+			d.env, d.ev, d.err = domain.Decode(recs[i].Value)
+		}
+	})
+	for i, rec := range recs {
+		err := f.one(rec, &f.decoded[i])
+		f.decoded[i] = decodedRecord{} // let the chunk's records go
+		if err != nil {
+			return err
+		}
+	}
+	f.st.Records += int64(len(recs))
+	f.progress()
+	if f.opt.After != nil {
+		return f.opt.After()
+	}
+	return nil
+}
+
+// one folds one decoded record, or counts it undecodable.
+func (f *folder) one(rec Record, d *decodedRecord) error {
+	if d.err != nil {
+		f.st.Undecodable++
+		if len(f.st.Errors) < 10 {
+			f.st.Errors = append(f.st.Errors, fmt.Sprintf("record %d@%d: %v", rec.Partition, rec.Offset, d.err))
+		}
+		return nil
+	}
+	if f.opt.Before != nil {
+		if err := f.opt.Before(rec, d.env, d.ev); err != nil {
+			return err
+		}
+	}
+	f.fold.Apply(d.env, d.ev)
+	return nil
 }
 
 // continueFrom returns the offsets to read from to continue a fold that read

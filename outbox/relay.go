@@ -535,7 +535,7 @@ func (r *Relay) leaseRead(ctx context.Context, stream, end string) (any, error) 
 	if r.cfg.MinReplicas <= 0 {
 		return leaseReadScript.Run(ctx, r.rdb, keys, args...).Result()
 	}
-	node := redis.UniversalClient(r.rdb)
+	node := r.rdb
 	if c, ok := r.rdb.(*redis.ClusterClient); ok {
 		m, err := c.MasterForKey(ctx, stream)
 		if err != nil {

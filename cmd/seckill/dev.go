@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +56,7 @@ func runDev(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer pg.Stop()
+	defer stopLogged(log, "postgres", pg.Stop)
 	if err := pg.EnsureDatabase(ctx, "seckill"); err != nil {
 		return err
 	}
@@ -98,4 +99,12 @@ func alive(pid int) bool {
 		return false
 	}
 	return syscall.Kill(pid, 0) == nil
+}
+
+// stopLogged stops a server of `seckill dev` on the way out, saying so when
+// it did not stop cleanly (its data may want a look before the next start).
+func stopLogged(log *slog.Logger, name string, stop func() error) {
+	if err := stop(); err != nil {
+		log.Warn("stop "+name, "err", err)
+	}
 }
