@@ -127,7 +127,9 @@ func TestReturnsFeedMatchesFold(t *testing.T) {
 		ids[r.EventID] = true
 		sum += r.Quantity
 		var part, off int
-		fmt.Sscanf(r.Position, "%d:%d", &part, &off)
+		if _, err := fmt.Sscanf(r.Position, "%d:%d", &part, &off); err != nil {
+			t.Errorf("position %q: %v", r.Position, err)
+		}
 		if prev, ok := last[fmt.Sprint(part)]; ok && off <= prev {
 			t.Errorf("partition %d: position %d after %d", part, off, prev)
 		}

@@ -58,17 +58,9 @@ func runAuditChecks(ctx context.Context, c cli, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var skipGate, skipModels bool
-	for _, s := range strings.Split(*skip, ",") {
-		switch s = strings.TrimSpace(s); s {
-		case "":
-		case "gate":
-			skipGate = true
-		case "read-models":
-			skipModels = true
-		default:
-			return usageError{fmt.Sprintf("--skip %q: want gate or read-models", s)}
-		}
+	skipGate, skipModels, err := auditSkips(*skip)
+	if err != nil {
+		return err
 	}
 	if *wait < 0 {
 		return usageError{"--wait must not be negative"}
@@ -91,30 +83,12 @@ func runAuditChecks(ctx context.Context, c cli, args []string) error {
 	}
 	var models []audit.ReadModel
 	if !skipModels {
-		pool, err := pgxpool.New(ctx, ep.DatabaseURL)
-		if err != nil {
-			return fmt.Errorf("postgres: %w", err)
-		}
-		defer pool.Close()
-		m, err := audit.NewOrdersModel(audit.OrdersModelConfig{}, pool)
+		var release func()
+		models, release, err = auditModels(ctx, c, &ep)
+		defer release()
 		if err != nil {
 			return err
 		}
-		models = append(models, m)
-		// The inventory-return feed is the daily projection's, in the
-		// everyday order database when it has one of its own.
-		dailyPool := pool
-		if u := c.getenv("SECKILL_DAILY_DATABASE_URL"); u != "" && u != ep.DatabaseURL {
-			if dailyPool, err = pgxpool.New(ctx, u); err != nil {
-				return fmt.Errorf("daily database: %w", err)
-			}
-			defer dailyPool.Close()
-		}
-		rm, err := audit.NewReturnsModel(dailyPool)
-		if err != nil {
-			return err
-		}
-		models = append(models, rm)
 	}
 	// Progress on stderr: stdout is the report.
 	bar := newProgress(c.stderr, "records")
@@ -148,4 +122,54 @@ func checkNames(rep audit.Report) []string {
 		}
 	}
 	return out
+}
+
+// auditSkips reads --skip: the checks to leave out.
+func auditSkips(skip string) (gate, models bool, err error) {
+	for _, s := range strings.Split(skip, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "":
+		case "gate":
+			gate = true
+		case "read-models":
+			models = true
+		default:
+			return false, false, usageError{fmt.Sprintf("--skip %q: want gate or read-models", s)}
+		}
+	}
+	return gate, models, nil
+}
+
+// auditModels opens the read models the audit compares with the fold: the
+// orders model, and the inventory-return feed, which is the daily
+// projection's, in the everyday order database when it has one of its own.
+// release closes their pools, also after an error.
+func auditModels(ctx context.Context, c cli, ep *endpoints) (models []audit.ReadModel, release func(), err error) {
+	var pools []*pgxpool.Pool
+	release = func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}
+	pool, err := pgxpool.New(ctx, ep.DatabaseURL)
+	if err != nil {
+		return nil, release, fmt.Errorf("postgres: %w", err)
+	}
+	pools = append(pools, pool)
+	m, err := audit.NewOrdersModel(audit.OrdersModelConfig{}, pool)
+	if err != nil {
+		return nil, release, err
+	}
+	dailyPool := pool
+	if u := c.getenv("SECKILL_DAILY_DATABASE_URL"); u != "" && u != ep.DatabaseURL {
+		if dailyPool, err = pgxpool.New(ctx, u); err != nil {
+			return nil, release, fmt.Errorf("daily database: %w", err)
+		}
+		pools = append(pools, dailyPool)
+	}
+	rm, err := audit.NewReturnsModel(dailyPool)
+	if err != nil {
+		return nil, release, err
+	}
+	return []audit.ReadModel{m, rm}, release, nil
 }
