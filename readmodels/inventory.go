@@ -173,24 +173,20 @@ func (d *invBatch) add(e domain.Event) {
 	// OrderPlaced and unknown types do not move units.
 }
 
-func (d *invBatch) sale(id string) *invSale {
-	s := d.sales[id]
-	if s == nil {
-		s = &invSale{}
-		d.sales[id] = s
-		d.saleIDs = append(d.saleIDs, id)
-	}
-	return s
-}
+func (d *invBatch) sale(id string) *invSale { return entry(d.sales, &d.saleIDs, id) }
 
-func (d *invBatch) order(id string) *invOrder {
-	o := d.orders[id]
-	if o == nil {
-		o = &invOrder{}
-		d.orders[id] = o
-		d.orderIDs = append(d.orderIDs, id)
+func (d *invBatch) order(id string) *invOrder { return entry(d.orders, &d.orderIDs, id) }
+
+// entry returns m's value for id, adding a zero one (and id to ids, which
+// keep the batch's first-seen order) when there is none.
+func entry[T any](m map[string]*T, ids *[]string, id string) *T {
+	v := m[id]
+	if v == nil {
+		v = new(T)
+		m[id] = v
+		*ids = append(*ids, id)
 	}
-	return o
+	return v
 }
 
 // apply takes the first SaleCreated and the first SaleEnded of the batch.
