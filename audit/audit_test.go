@@ -177,8 +177,12 @@ func TestAudit(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	t0 := w.clock.Now()
-	sale, err := w.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{Name: "phone", Stock: 5, PriceCents: 100,
-		StartsAt: t0, EndsAt: t0.Add(time.Hour), PerUserLimit: 1, PayWithin: time.Minute}})
+	sale, err := w.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: 5, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: 1, PayWithinS: 60,
+		},
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,8 +272,12 @@ func TestAuditClosedSales(t *testing.T) {
 	var sales []string
 	var orders []string
 	for i := range 3 {
-		sale, err := w.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{Name: fmt.Sprint("day ", i), Stock: 5, PriceCents: 100,
-			StartsAt: t0, EndsAt: t0.Add(time.Hour), PerUserLimit: 1, PayWithin: time.Minute}})
+		sale, err := w.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
+			SaleTerms: domain.SaleTerms{
+				Name: fmt.Sprint("day ", i), Stock: 5, PriceCents: 100, StartsAt: t0,
+				EndsAt: t0.Add(time.Hour), PerUserLimit: 1, PayWithinS: 60,
+			},
+		}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,8 +19,13 @@ func TestAuditShardedSale(t *testing.T) {
 	w := newWorld(t)
 	t0 := w.clock.Now()
 	const shards = 3
-	sale, err := w.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{Name: "hot", Stock: 9, PriceCents: 100,
-		StartsAt: t0, EndsAt: t0.Add(time.Hour), PerUserLimit: 3, PayWithin: time.Minute, Shards: shards}})
+	sale, err := w.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
+		SaleTerms: domain.SaleTerms{
+			Name: "hot", Stock: 9, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: 3, PayWithinS: 60,
+		},
+		Shards: shards,
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,10 @@ func (b *bench) directLua(ctx context.Context, round int) (directResult, error) 
 		return directResult{}, err
 	}
 	sale, err := gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "bench-direct", Stock: int64(b.cfg.n), StartsAt: time.Now().Add(-time.Second), EndsAt: time.Now().Add(time.Hour),
+		SaleTerms: domain.SaleTerms{
+			Name: "bench-direct", Stock: int64(b.cfg.n), StartsAt: time.Now().Add(-time.Second),
+			EndsAt: time.Now().Add(time.Hour),
+		},
 	}})
 	if err != nil {
 		return directResult{}, err

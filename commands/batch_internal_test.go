@@ -42,8 +42,10 @@ func compareBatched(t *testing.T, rdb *redis.Client, seed uint64) {
 	t0 := time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)
 	rng := rand.New(rand.NewPCG(seed, 42))
 	spec := domain.SaleSpec{
-		Name: "phone", Stock: 40, PriceCents: 1999, StartsAt: t0.Add(6 * time.Second), EndsAt: t0.Add(20 * time.Minute),
-		PerUserLimit: 3, PayWithin: time.Minute,
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: 40, PriceCents: 1999, StartsAt: t0.Add(6 * time.Second),
+			EndsAt: t0.Add(20 * time.Minute), PerUserLimit: 3, PayWithinS: 60,
+		},
 		Protections: domain.Protections{UserIntervalMS: 100_000, ReleaseStep: 5, ReleaseIntervalMS: 10_000},
 	}.WithDefaults()
 	if err := spec.Validate(); err != nil {
@@ -136,7 +138,7 @@ func randomSchedule(t *testing.T, rng *rand.Rand, saleID string, t0 time.Time) [
 		orderID := domain.ShardOrderID(saleID, 0, fmt.Sprintf("o%04d", i))
 		payBy := now.Add(time.Minute)
 		key := strconv.Itoa(rng.IntN(3))
-		cfg := SaleConfig{ID: saleID, PriceCents: 1999}
+		cfg := SaleConfig{ID: saleID, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{PriceCents: 1999}}}
 		cmd := Purchase{SaleID: saleID, UserID: user, Quantity: qty, IdempotencyKey: key}
 		reserved, placedEnv, err := placementEvents(cfg, cmd, orderID, 1999*qty, now, payBy, domain.Metadata{})
 		if err != nil {

@@ -32,8 +32,10 @@ func BenchmarkGatePurchase(b *testing.B) {
 			ctx := context.Background()
 			now := time.Now()
 			sale, err := g.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-				Name: "phone", Stock: int64(b.N) + 1, PriceCents: 100, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour),
-				PerUserLimit: 1, PayWithin: time.Minute,
+				SaleTerms: domain.SaleTerms{
+					Name: "phone", Stock: int64(b.N) + 1, PriceCents: 100, StartsAt: now.Add(-time.Minute),
+					EndsAt: now.Add(time.Hour), PerUserLimit: 1, PayWithinS: 60,
+				},
 			}})
 			if err != nil {
 				b.Fatal(err)

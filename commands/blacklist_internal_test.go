@@ -20,8 +20,13 @@ func TestUnblockRacingSaleCreation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := domain.SaleSpec{Name: "phone", Stock: 100, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour),
-		PerUserLimit: 1, PayWithin: time.Minute, Shards: 3}.WithDefaults()
+	spec := domain.SaleSpec{
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: 100, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: 1, PayWithinS: 60,
+		},
+		Shards: 3,
+	}.WithDefaults()
 	for _, user := range []string{"ann", "bob"} {
 		if err := g.Block(ctx, user); err != nil {
 			t.Fatal(err)

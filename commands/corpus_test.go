@@ -45,8 +45,10 @@ func TestRecordCorpus(t *testing.T) {
 	f := newFixture(t)
 
 	s, err := f.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "phone", Stock: 10, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
-		PerUserLimit: 3, PayWithin: time.Minute, Currency: "EUR",
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: 10, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: 3, PayWithinS: 60, Currency: "EUR",
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +92,11 @@ func TestRecordCorpus(t *testing.T) {
 	// shard's unsold units.
 	now := f.clock.Now()
 	s3, err := f.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "hot phone", Stock: 2, PriceCents: 1999, StartsAt: now, EndsAt: now.Add(time.Hour),
-		PerUserLimit: 1, PayWithin: time.Minute, Shards: 2,
+		SaleTerms: domain.SaleTerms{
+			Name: "hot phone", Stock: 2, PriceCents: 1999, StartsAt: now, EndsAt: now.Add(time.Hour),
+			PerUserLimit: 1, PayWithinS: 60,
+		},
+		Shards: 2,
 	}})
 	if err != nil {
 		t.Fatal(err)

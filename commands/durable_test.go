@@ -51,7 +51,10 @@ func TestReplicaAcknowledgement(t *testing.T) {
 		t.Fatal(err)
 	}
 	sale, err := g.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "phone", Stock: 10, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour), PerUserLimit: 2, PayWithin: time.Minute,
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: 10, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: 2, PayWithinS: 60,
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -43,8 +43,10 @@ func newFixture(t *testing.T) fixture {
 func (f fixture) sale(t *testing.T, stock, limit int64, payWithin time.Duration) commands.SaleView {
 	t.Helper()
 	s, err := f.gate.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "phone", Stock: stock, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
-		PerUserLimit: limit, PayWithin: payWithin,
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: stock, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: limit, PayWithinS: int64(payWithin / time.Second),
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ type shard struct {
 }
 
 func (g *Gate) newLayout(cfg SaleConfig) *saleLayout {
-	n := max(cfg.Shards, 1)
+	n := domain.ShardCount(cfg.Shards)
 	lay := &saleLayout{id: cfg.ID, head: g.ks.Head(cfg.ID), shards: make([]*shard, n)}
 	for i := range n {
 		sh := &shard{i: i, keys: g.ks.Shard(cfg.ID, i, n), soleShard: n == 1}

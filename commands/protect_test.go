@@ -77,8 +77,11 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func createSale(t *testing.T, g *commands.Gate, stock, limit int64, payWithin time.Duration, p domain.Protections) commands.SaleView {
 	t.Helper()
 	s, err := g.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "phone", Stock: stock, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
-		PerUserLimit: limit, PayWithin: payWithin, Protections: p,
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: stock, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: limit, PayWithinS: int64(payWithin / time.Second),
+		},
+		Protections: p,
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -814,7 +817,10 @@ func TestMemorySoldOut(t *testing.T) {
 	clock := commands.NewManualClock(t0)
 	g := node(t, rdb, clock, commands.GateConfig{SoldOutTTL: time.Hour})
 	sale, err := g.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "phone", Stock: 1, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour), PerUserLimit: 1, PayWithin: time.Minute,
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: 1, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: 1, PayWithinS: 60,
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)

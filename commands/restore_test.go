@@ -287,7 +287,10 @@ func TestRestoreOldLog(t *testing.T) {
 		}
 		fd.Apply(env, e)
 	}
-	apply(domain.SaleCreated{SaleID: "old", Name: "n", Stock: 5, StartsAt: at, EndsAt: at.Add(time.Hour), PerUserLimit: 2, PayWithinS: 600, Currency: "CNY"}, at)
+	apply(domain.SaleCreated{SaleID: "old", SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+		Name: "n", Stock: 5, StartsAt: at, EndsAt: at.Add(time.Hour), PerUserLimit: 2,
+		PayWithinS: 600, Currency: "CNY",
+	}}}, at)
 	for i, id := range []string{"old-b", "old-a"} { // old-b placed first
 		apply(domain.StockReserved{SaleID: "old", OrderID: id, UserID: "u", Quantity: 1}, at.Add(time.Duration(i)*time.Second))
 		apply(domain.OrderPlaced{OrderID: id, SaleID: "old", UserID: "u", Quantity: 1, PayBy: at.Add(time.Hour)}, at.Add(time.Duration(i)*time.Second))

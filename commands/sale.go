@@ -12,36 +12,25 @@ import (
 	"github.com/seckill/seckill/domain"
 )
 
-// SaleConfig is the immutable part of a sale, as the gate stores it.
+// SaleConfig is the immutable part of a sale, as the gate stores it: its
+// spec with Shards the count of its shards (1 for the classic single pool).
 type SaleConfig struct {
-	ID           string
-	Name         string
-	Stock        int64
-	PriceCents   int64
-	StartsAt     time.Time
-	EndsAt       time.Time
-	PerUserLimit int64
-	PayWithin    time.Duration
-	Currency     string
-	Protections  domain.Protections
-	// Shards is the number of stock shards: 1 for the classic single pool
-	// (docs/sharding.md).
-	Shards int
+	ID string
+	domain.SaleSpec
+	// PayWithin is the spec's PayWithinS as a duration, worked out once when
+	// the sale is loaded: the purchase path adds it to every order's time.
+	// (It shadows SaleTerms.PayWithin, which computes the same.)
+	PayWithin time.Duration
 }
 
 // SaleView is a sale as clients see it: configuration plus live counters.
+// Its members are SaleSpec's, but not the embedded SaleSpec: the live
+// counters stand between the terms and the protections in the JSON clients
+// have always been answered, and Shards here is omitted for one shard.
 type SaleView struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Stock        int64     `json:"stock"`
-	PriceCents   int64     `json:"price_cents"`
-	StartsAt     time.Time `json:"starts_at"`
-	EndsAt       time.Time `json:"ends_at"`
-	PerUserLimit int64     `json:"per_user_limit"`
-	PayWithinS   int64     `json:"pay_within_s"`
-	// Currency is the ISO 4217 code of PriceCents.
-	Currency  string `json:"currency"`
-	Remaining int64  `json:"remaining"`
+	ID string `json:"id"`
+	domain.SaleTerms
+	Remaining int64 `json:"remaining"`
 	// State is upcoming, active, sold_out or ended, as of ServerTime.
 	State      string    `json:"state"`
 	EndReason  string    `json:"end_reason,omitempty"`
@@ -51,7 +40,7 @@ type SaleView struct {
 	domain.Protections
 	// Shards is the number of stock shards of a sharded sale (omitted: 1).
 	// Remaining is the sum of their pools.
-	Shards int `json:"shards,omitempty"`
+	Shards int64 `json:"shards,omitempty"`
 }
 
 // Sale states.
@@ -186,29 +175,10 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 		return nil, err
 	}
 	now := g.clock.Now()
-	num := func(k string) int64 { n, _ := strconv.ParseInt(h[k], 10, 64); return n }
-	cfg := SaleConfig{
-		ID: id, Name: h["name"], Stock: num("stock"), PriceCents: num("price"),
-		StartsAt: fromMS(h["starts"]), EndsAt: fromMS(h["ends"]), PerUserLimit: num("limit"),
-		PayWithin: time.Duration(num("pay_within")) * time.Second, Currency: h["currency"],
-		Shards: domain.ShardCount(num("shards")),
-	}
-	if cfg.Currency == "" {
-		// Sales created before currencies existed were all in the default.
-		cfg.Currency = domain.DefaultCurrency
-	}
-	// Absent in sales created before the protections: zero, off.
-	cfg.Protections = domain.Protections{
-		UserIntervalMS: num("user_interval"), ReleaseStep: num("release_step"),
-		ReleaseIntervalMS: num("release_interval"), RequireToken: h["require_token"] == "1",
-		ChallengeBits: num("challenge_bits"), ReleaseMode: h["release_mode"],
-	}
+	cfg := saleConfigOf(id, h)
 	view := SaleView{
-		ID: id, Name: cfg.Name, Stock: cfg.Stock, PriceCents: cfg.PriceCents,
-		StartsAt: cfg.StartsAt, EndsAt: cfg.EndsAt, PerUserLimit: cfg.PerUserLimit,
-		PayWithinS: num("pay_within"), Currency: cfg.Currency,
-		EndReason: h["end_reason"], Unsold: num("unsold"), ServerTime: now,
-		Protections: cfg.Protections,
+		ID: id, SaleTerms: cfg.SaleTerms, EndReason: h["end_reason"], Unsold: hashInt(h, "unsold"),
+		ServerTime: now, Protections: cfg.Protections,
 	}
 	if cfg.Shards > 1 {
 		view.Shards = cfg.Shards
@@ -226,6 +196,38 @@ func (g *Gate) loadSale(ctx context.Context, id string) (*cachedSale, error) {
 	g.sales[id] = c
 	g.mu.Unlock()
 	return c, nil
+}
+
+// saleConfigOf reads the configuration of sale id from its head h, the
+// fields saleFields and headFields wrote.
+func saleConfigOf(id string, h map[string]string) SaleConfig {
+	num := func(k string) int64 { return hashInt(h, k) }
+	cfg := SaleConfig{ID: id, SaleSpec: domain.SaleSpec{
+		SaleTerms: domain.SaleTerms{
+			Name: h["name"], Stock: num("stock"), PriceCents: num("price"),
+			StartsAt: fromMS(h["starts"]), EndsAt: fromMS(h["ends"]), PerUserLimit: num("limit"),
+			PayWithinS: num("pay_within"), Currency: h["currency"],
+		},
+		// Absent in sales created before the protections: zero, off.
+		Protections: domain.Protections{
+			UserIntervalMS: num("user_interval"), ReleaseStep: num("release_step"),
+			ReleaseIntervalMS: num("release_interval"), RequireToken: h["require_token"] == "1",
+			ChallengeBits: num("challenge_bits"), ReleaseMode: h["release_mode"],
+		},
+		Shards: int64(domain.ShardCount(num("shards"))),
+	}}
+	if cfg.Currency == "" {
+		// Sales created before currencies existed were all in the default.
+		cfg.Currency = domain.DefaultCurrency
+	}
+	cfg.PayWithin = cfg.SaleTerms.PayWithin()
+	return cfg
+}
+
+// hashInt is the number in field k of a hash; 0 when absent.
+func hashInt(h map[string]string, k string) int64 {
+	n, _ := strconv.ParseInt(h[k], 10, 64)
+	return n
 }
 
 // readHead reads a sale's head, moving a sale of an earlier layout to

@@ -78,8 +78,11 @@ func TestShardedSaleOnRedisCluster(t *testing.T) {
 		users                = 600
 	)
 	sale, err := g.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "hot", Stock: stock, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour),
-		PerUserLimit: limit, PayWithin: time.Minute, Shards: shards,
+		SaleTerms: domain.SaleTerms{
+			Name: "hot", Stock: stock, PriceCents: 100, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: limit, PayWithinS: 60,
+		},
+		Shards: shards,
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -287,8 +290,11 @@ func TestShardThroughput(t *testing.T) {
 		}
 		now := time.Now()
 		sale, err := g.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-			Name: "bench", Stock: domain.MaxStock, PriceCents: 100, StartsAt: now.Add(-time.Second),
-			EndsAt: now.Add(time.Hour), PerUserLimit: 1, PayWithin: time.Hour, Shards: sc.shards,
+			SaleTerms: domain.SaleTerms{
+				Name: "bench", Stock: domain.MaxStock, PriceCents: 100, StartsAt: now.Add(-time.Second),
+				EndsAt: now.Add(time.Hour), PerUserLimit: 1, PayWithinS: 3600,
+			},
+			Shards: int64(sc.shards),
 		}})
 		if err != nil {
 			t.Fatal(err)

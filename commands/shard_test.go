@@ -17,11 +17,14 @@ import (
 // Sharded stock (docs/sharding.md): exactness under a hot burst, pulls and
 // moves, rebalancing, recovery of a mover that died, the end, restore.
 
-func (f fixture) shardedSale(t *testing.T, stock, limit int64, shards int, payWithin time.Duration) commands.SaleView {
+func (f fixture) shardedSale(t *testing.T, stock, limit, shards int64, payWithin time.Duration) commands.SaleView {
 	t.Helper()
 	s, err := f.gate.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "hot phone", Stock: stock, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
-		PerUserLimit: limit, PayWithin: payWithin, Shards: shards,
+		SaleTerms: domain.SaleTerms{
+			Name: "hot phone", Stock: stock, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: limit, PayWithinS: int64(payWithin / time.Second),
+		},
+		Shards: shards,
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -80,10 +83,15 @@ func TestShardedSaleValidation(t *testing.T) {
 		spec  domain.SaleSpec
 		field string
 	}{
-		{"too many shards", domain.SaleSpec{Stock: 1000, Shards: domain.MaxShards + 1}, "shards"},
-		{"more shards than units", domain.SaleSpec{Stock: 3, Shards: 4}, "shards"},
-		{"negative", domain.SaleSpec{Stock: 3, Shards: -1}, "shards"},
-		{"staged release", domain.SaleSpec{Stock: 100, Shards: 2, Protections: domain.Protections{ReleaseStep: 10}}, "shards"},
+		{"too many shards", domain.SaleSpec{SaleTerms: domain.SaleTerms{Stock: 1000}, Shards: domain.MaxShards + 1}, "shards"},
+		{"more shards than units", domain.SaleSpec{SaleTerms: domain.SaleTerms{Stock: 3}, Shards: 4}, "shards"},
+		{"negative", domain.SaleSpec{SaleTerms: domain.SaleTerms{Stock: 3}, Shards: -1}, "shards"},
+		{"staged release", domain.SaleSpec{
+			SaleTerms: domain.SaleTerms{
+				Stock: 100,
+			},
+			Shards: 2, Protections: domain.Protections{ReleaseStep: 10},
+		}, "shards"},
 	} {
 		spec := tc.spec
 		spec.Name, spec.PriceCents, spec.StartsAt, spec.EndsAt = "x", 1, t0, t0.Add(time.Hour)
@@ -703,8 +711,11 @@ func TestShardedUserInterval(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	sale, err := f.gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "hot", Stock: 2, PriceCents: 1, StartsAt: t0, EndsAt: t0.Add(time.Hour), PerUserLimit: 2,
-		PayWithin: time.Minute, Shards: 2, Protections: domain.Protections{UserIntervalMS: 1000},
+		SaleTerms: domain.SaleTerms{
+			Name: "hot", Stock: 2, PriceCents: 1, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: 2, PayWithinS: 60,
+		},
+		Shards: 2, Protections: domain.Protections{UserIntervalMS: 1000},
 	}})
 	if err != nil {
 		t.Fatal(err)

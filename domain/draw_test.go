@@ -120,7 +120,9 @@ func TestCheckDraw(t *testing.T) {
 func TestDrawAudit(t *testing.T) {
 	t.Parallel()
 	at := time.Unix(1000, 0).UTC()
-	spec := domain.SaleCreated{SaleID: "s1", Stock: 4, PerUserLimit: 1}
+	spec := domain.SaleCreated{SaleID: "s1", SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+		Stock: 4, PerUserLimit: 1,
+	}}}
 	spec.ReleaseStep, spec.ReleaseIntervalMS, spec.ReleaseMode = 2, 100, domain.ReleaseModeDraw
 	d0 := domain.DrawHeld{SaleID: "s1", DrawID: domain.DrawIDOf("s1", 0), Slice: 0, ClosedAt: at,
 		Seed: hex.EncodeToString(seedOf(1)), Units: 2, Entrants: users(5)}

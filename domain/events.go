@@ -22,25 +22,12 @@ type Event interface {
 }
 
 // SaleCreated opens a sale with its whole configuration; aggregate: the sale.
-// Schema v2 added Currency (v1 events are upcast with DefaultCurrency).
+// Its members are SaleSpec's (SaleTerms, Protections, Shards), inlined by
+// JSON and the codec in that order after sale_id. Schema v2 added Currency
+// (v1 events are upcast with DefaultCurrency).
 type SaleCreated struct {
-	SaleID       string    `json:"sale_id"`
-	Name         string    `json:"name"`
-	Stock        int64     `json:"stock"`
-	PriceCents   int64     `json:"price_cents"`
-	StartsAt     time.Time `json:"starts_at"`
-	EndsAt       time.Time `json:"ends_at"`
-	PerUserLimit int64     `json:"per_user_limit"`
-	PayWithinS   int64     `json:"pay_within_s"`
-	// Currency is the ISO 4217 code of PriceCents' currency (v2).
-	Currency string `json:"currency"`
-	// Protections are optional fields (omitted when off), so adding them
-	// needed no new schema version: a sale without them has none.
-	Protections
-	// Shards is the number of stock shards (docs/sharding.md); optional,
-	// omitted for an unsharded sale, so absent reads as 1 and no schema
-	// version changed, as with Protections.
-	Shards int64 `json:"shards,omitempty"`
+	SaleID string `json:"sale_id"`
+	SaleSpec
 }
 
 // StockReserved takes units out of a sale's pool for one order. Its aggregate is

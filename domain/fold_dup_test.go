@@ -21,7 +21,9 @@ func TestFoldDuplicates(t *testing.T) {
 		}
 		return f.Apply(env, e)
 	}
-	created := domain.SaleCreated{SaleID: "s", Name: "n", Stock: 1, PerUserLimit: 1, Currency: "CNY"}
+	created := domain.SaleCreated{SaleID: "s", SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+		Name: "n", Stock: 1, PerUserLimit: 1, Currency: "CNY",
+	}}}
 	if !apply(created) || apply(created) {
 		t.Fatal("first apply must count, the redelivery not")
 	}

@@ -132,7 +132,11 @@ func TestPaymentRef(t *testing.T) {
 func TestSaleSpecBounds(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)
-	base := domain.SaleSpec{Name: "n", Stock: 10, PriceCents: 100, StartsAt: start, EndsAt: start.Add(time.Hour)}
+	base := domain.SaleSpec{
+		SaleTerms: domain.SaleTerms{
+			Name: "n", Stock: 10, PriceCents: 100, StartsAt: start, EndsAt: start.Add(time.Hour),
+		},
+	}
 	tests := []struct {
 		name  string
 		edit  func(*domain.SaleSpec)
@@ -153,8 +157,8 @@ func TestSaleSpecBounds(t *testing.T) {
 		{"start before 1970", func(s *domain.SaleSpec) { s.StartsAt = time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC) }, "starts_at"},
 		{"end past year 9000", func(s *domain.SaleSpec) { s.EndsAt = time.Date(9999, 12, 31, 23, 0, 0, 0, time.UTC) }, "ends_at"},
 		{"end before start", func(s *domain.SaleSpec) { s.EndsAt = s.StartsAt }, "ends_at"},
-		{"pay within that wraps", func(s *domain.SaleSpec) { s.PayWithin = domain.SecondsDuration(math.MaxInt64) }, "pay_within_s"},
-		{"negative pay within", func(s *domain.SaleSpec) { s.PayWithin = domain.SecondsDuration(math.MinInt64) }, "pay_within_s"},
+		{"pay within that wraps", func(s *domain.SaleSpec) { s.PayWithinS = math.MaxInt64 }, "pay_within_s"},
+		{"negative pay within", func(s *domain.SaleSpec) { s.PayWithinS = math.MinInt64 }, "pay_within_s"},
 		// 10^7 slices of an hour each: the schedule in nanoseconds would
 		// wrap int64 and look shorter than the window.
 		{"release schedule that wraps", func(s *domain.SaleSpec) {
@@ -170,7 +174,7 @@ func TestSaleSpecBounds(t *testing.T) {
 			t.Errorf("%s: Validate names %q, want %q (%v)", tc.name, got, tc.field, spec.WithDefaults().Validate())
 		}
 	}
-	if got := domain.SecondsDuration(90); got != 90*time.Second {
-		t.Errorf("SecondsDuration(90) = %v", got)
+	if got := (domain.SaleTerms{PayWithinS: 90}).PayWithin(); got != 90*time.Second {
+		t.Errorf("PayWithin of 90 s = %v", got)
 	}
 }

@@ -14,7 +14,12 @@ func TestProtectionsDefaultsAndValidation(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)
 	spec := func(p domain.Protections) domain.SaleSpec {
-		return domain.SaleSpec{Name: "n", Stock: 200, StartsAt: start, EndsAt: start.Add(time.Hour), Protections: p}
+		return domain.SaleSpec{
+			SaleTerms: domain.SaleTerms{
+				Name: "n", Stock: 200, StartsAt: start, EndsAt: start.Add(time.Hour),
+			},
+			Protections: p,
+		}
 	}
 	tests := []struct {
 		name  string
@@ -70,7 +75,9 @@ func TestProtectionsDefaultsAndValidation(t *testing.T) {
 // without them) read and write unchanged.
 func TestSaleCreatedProtectionsOptional(t *testing.T) {
 	t.Parallel()
-	plain, err := json.Marshal(domain.SaleCreated{SaleID: "s", Currency: "CNY"})
+	plain, err := json.Marshal(domain.SaleCreated{SaleID: "s", SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+		Currency: "CNY",
+	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +86,12 @@ func TestSaleCreatedProtectionsOptional(t *testing.T) {
 			t.Errorf("a sale without protections encodes %s: %s", f, plain)
 		}
 	}
-	env, err := domain.Encode(domain.SaleCreated{SaleID: "s", Name: "n", Stock: 5, Currency: "EUR",
-		Protections: domain.Protections{UserIntervalMS: 1000, ReleaseStep: 5, ReleaseIntervalMS: 100, RequireToken: true}}, time.Unix(0, 0))
+	env, err := domain.Encode(domain.SaleCreated{SaleID: "s", SaleSpec: domain.SaleSpec{
+		SaleTerms: domain.SaleTerms{
+			Name: "n", Stock: 5, Currency: "EUR",
+		},
+		Protections: domain.Protections{UserIntervalMS: 1000, ReleaseStep: 5, ReleaseIntervalMS: 100, RequireToken: true},
+	}}, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

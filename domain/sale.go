@@ -30,22 +30,40 @@ var (
 	MaxSaleTime = time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// SaleSpec is what a merchant asks for when creating a sale.
+// SaleTerms are what a sale sells and on which terms: the part of its shape
+// every layer shares. The event (SaleCreated), the gate's configuration and
+// views, the HTTP request and the read model embed it, so a field is said
+// here once; the JSON tags are SaleCreated's wire names.
+type SaleTerms struct {
+	Name         string    `json:"name"`
+	Stock        int64     `json:"stock"`
+	PriceCents   int64     `json:"price_cents"`
+	StartsAt     time.Time `json:"starts_at"`
+	EndsAt       time.Time `json:"ends_at"`
+	PerUserLimit int64     `json:"per_user_limit"`
+	// PayWithinS is how long, in seconds, an order may stay unpaid.
+	PayWithinS int64 `json:"pay_within_s"`
+	// Currency is the ISO 4217 code of PriceCents; default DefaultCurrency
+	// (SaleCreated v2: v1 events are upcast with it).
+	Currency string `json:"currency"`
+}
+
+// PayWithin is PayWithinS as a duration.
+func (t SaleTerms) PayWithin() time.Duration { return time.Duration(t.PayWithinS) * time.Second }
+
+// SaleSpec is what a merchant asks for when creating a sale, and what
+// SaleCreated records of it.
 type SaleSpec struct {
-	Name         string
-	Stock        int64
-	PriceCents   int64
-	StartsAt     time.Time
-	EndsAt       time.Time
-	PerUserLimit int64
-	PayWithin    time.Duration
-	// Currency is the ISO 4217 code of PriceCents; default DefaultCurrency.
-	Currency string
-	// Protections are the gate's per-sale protections (domain/protect.go).
-	Protections Protections
+	SaleTerms
+	// Protections are the gate's per-sale protections (domain/protect.go):
+	// optional fields (omitted when off), so adding them needed no new
+	// schema version; a sale without them has none.
+	Protections
 	// Shards splits the stock over this many shards, each in a Redis slot of
 	// its own (docs/sharding.md); 0 or 1: one pool, the classic layout.
-	Shards int
+	// SaleCreated records 0 (omitted) for one pool, so absent reads as 1 and
+	// an unsharded sale's event is what it was before sharding.
+	Shards int64 `json:"shards,omitempty"`
 }
 
 // WithDefaults fills the optional fields: per-user limit 1, pay within 15
@@ -54,8 +72,8 @@ func (s SaleSpec) WithDefaults() SaleSpec {
 	if s.PerUserLimit == 0 {
 		s.PerUserLimit = 1
 	}
-	if s.PayWithin == 0 {
-		s.PayWithin = DefaultPayWithin
+	if s.PayWithinS == 0 {
+		s.PayWithinS = int64(DefaultPayWithin / time.Second)
 	}
 	if s.Currency == "" {
 		s.Currency = DefaultCurrency
@@ -86,7 +104,7 @@ func (s SaleSpec) Validate() error {
 	if s.PerUserLimit < 1 || s.PerUserLimit > MaxQuantity {
 		errs = append(errs, Invalid("per_user_limit", "must be between 1 and %d", MaxQuantity))
 	}
-	if s.PayWithin < time.Second || s.PayWithin > MaxPayWithin {
+	if s.PayWithinS < 1 || s.PayWithinS > int64(MaxPayWithin/time.Second) {
 		errs = append(errs, Invalid("pay_within_s", "must be between 1 and %d seconds", int(MaxPayWithin/time.Second)))
 	}
 	if !ValidCurrency(s.Currency) {
@@ -118,20 +136,6 @@ func validateWindow(starts, ends time.Time) []error {
 	return errs
 }
 
-// SecondsDuration converts a client's count of seconds (pay_within_s) to a
-// duration. A count too large for a time.Duration saturates instead of
-// wrapping round to a plausible value, so Validate refuses it.
-func SecondsDuration(s int64) time.Duration {
-	const limit = int64(1<<63-1) / int64(time.Second)
-	switch {
-	case s > limit:
-		return time.Duration(1<<63 - 1)
-	case s < -limit:
-		return time.Duration(-1 << 63)
-	}
-	return time.Duration(s) * time.Second
-}
-
 // ValidCurrency reports whether c has the shape of an ISO 4217 code (three
 // uppercase ASCII letters). The list of codes changes over time, so the shape
 // is what is checked, not membership.
@@ -147,21 +151,13 @@ func ValidCurrency(c string) bool {
 	return true
 }
 
-// Created is the SaleCreated event that opens a sale with id and this spec.
+// Created is the SaleCreated event that opens a sale with id and this spec:
+// the name trimmed, the times in UTC, the shard count as recorded.
 func (s SaleSpec) Created(id string) SaleCreated {
-	return SaleCreated{
-		SaleID:       id,
-		Name:         strings.TrimSpace(s.Name),
-		Stock:        s.Stock,
-		PriceCents:   s.PriceCents,
-		StartsAt:     s.StartsAt.UTC(),
-		EndsAt:       s.EndsAt.UTC(),
-		PerUserLimit: s.PerUserLimit,
-		PayWithinS:   int64(s.PayWithin / time.Second),
-		Currency:     s.Currency,
-		Protections:  s.Protections,
-		Shards:       recordedShards(s.Shards),
-	}
+	s.Name = strings.TrimSpace(s.Name)
+	s.StartsAt, s.EndsAt = s.StartsAt.UTC(), s.EndsAt.UTC()
+	s.Shards = recordedShards(s.Shards)
+	return SaleCreated{SaleID: id, SaleSpec: s}
 }
 
 // OrderID is the id of an order of sale: the sale id, a dash, and a suffix unique

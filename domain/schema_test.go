@@ -44,7 +44,11 @@ func TestSaleCreatedV1Upcast(t *testing.T) {
 
 func TestSaleSpecCurrency(t *testing.T) {
 	t.Parallel()
-	base := domain.SaleSpec{Name: "n", Stock: 1, StartsAt: time.Unix(0, 0), EndsAt: time.Unix(60, 0)}
+	base := domain.SaleSpec{
+		SaleTerms: domain.SaleTerms{
+			Name: "n", Stock: 1, StartsAt: time.Unix(0, 0), EndsAt: time.Unix(60, 0),
+		},
+	}
 	if got := base.WithDefaults().Currency; got != domain.DefaultCurrency {
 		t.Errorf("default currency %q, want %q", got, domain.DefaultCurrency)
 	}

@@ -283,7 +283,7 @@ func (s SaleSpec) validateShards() []error {
 	switch {
 	case s.Shards < 0 || s.Shards > MaxShards:
 		errs = append(errs, Invalid("shards", "must be between 1 and %d", MaxShards))
-	case s.Shards > 1 && s.Stock >= 1 && int64(s.Shards) > s.Stock:
+	case s.Shards > 1 && s.Stock >= 1 && s.Shards > s.Stock:
 		errs = append(errs, Invalid("shards", "must not exceed the stock (%d): every shard starts with a unit", s.Stock))
 	case s.Shards > 1 && s.Protections.ReleaseStep > 0:
 		// The release schedule counts the units out of one pool; split over
@@ -295,9 +295,9 @@ func (s SaleSpec) validateShards() []error {
 
 // recordedShards is the shard count SaleCreated records: 0 (omitted) for an
 // unsharded sale, so its event is byte for byte what it was before sharding.
-func recordedShards(n int) int64 {
+func recordedShards(n int64) int64 {
 	if n <= 1 {
 		return 0
 	}
-	return int64(n)
+	return n
 }

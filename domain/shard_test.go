@@ -103,8 +103,13 @@ func (l *shardedLog) buy(sale, user string, shard int, qty int64) string {
 func TestFoldShardedSale(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)
-	created := domain.SaleCreated{SaleID: "s", Name: "x", Stock: 4, StartsAt: t0, EndsAt: t0.Add(time.Hour),
-		PerUserLimit: 2, PayWithinS: 60, Currency: "CNY", Shards: 2}
+	created := domain.SaleCreated{SaleID: "s", SaleSpec: domain.SaleSpec{
+		SaleTerms: domain.SaleTerms{
+			Name: "x", Stock: 4, StartsAt: t0, EndsAt: t0.Add(time.Hour), PerUserLimit: 2,
+			PayWithinS: 60, Currency: "CNY",
+		},
+		Shards: 2,
+	}}
 	// Users by home shard of 2.
 	var home [2][]string
 	for i := 0; len(home[0]) < 3 || len(home[1]) < 3; i++ {

@@ -51,8 +51,11 @@ func (f *fixture) sale(t *testing.T, stock, step, limit int64, requireToken bool
 	t.Helper()
 	p := domain.Protections{ReleaseStep: step, ReleaseIntervalMS: 1000, ReleaseMode: domain.ReleaseModeDraw, RequireToken: requireToken}
 	v, err := f.gate.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "phone", Stock: stock, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
-		PerUserLimit: limit, PayWithin: 15 * time.Minute, Protections: p,
+		SaleTerms: domain.SaleTerms{
+			Name: "phone", Stock: stock, PriceCents: 1999, StartsAt: t0, EndsAt: t0.Add(time.Hour),
+			PerUserLimit: limit, PayWithinS: 900,
+		},
+		Protections: p,
 	}})
 	if err != nil {
 		t.Fatal(err)

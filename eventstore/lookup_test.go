@@ -33,8 +33,10 @@ func TestLookupsReadLess(t *testing.T) {
 	// Two sales a day apart, each with its orders inside its window.
 	for d, sale := range []string{"s-old", "s-new"} {
 		start := base.Add(time.Duration(d) * 24 * time.Hour)
-		add(domain.SaleCreated{SaleID: sale, Name: "n", Stock: orders, PriceCents: 1, StartsAt: start, EndsAt: start.Add(time.Minute),
-			PerUserLimit: 1, PayWithinS: 60, Currency: "CNY"}, start)
+		add(domain.SaleCreated{SaleID: sale, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+			Name: "n", Stock: orders, PriceCents: 1, StartsAt: start, EndsAt: start.Add(time.Minute),
+			PerUserLimit: 1, PayWithinS: 60, Currency: "CNY",
+		}}}, start)
 		for i := range orders {
 			at := start.Add(time.Duration(i) * 100 * time.Millisecond)
 			o := domain.OrderID(sale, fmt.Sprint(i))

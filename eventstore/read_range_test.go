@@ -437,7 +437,7 @@ func TestReadReorders(t *testing.T) {
 		return &kgo.Record{Key: []byte(e.AggregateID()), Value: must(domain.Encode(e, base.Add(at))), Timestamp: base.Add(time.Second)}
 	}
 	recs := []*kgo.Record{
-		rec(domain.SaleCreated{SaleID: "s", Stock: 1}, 0),
+		rec(domain.SaleCreated{SaleID: "s", SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{Stock: 1}}}, 0),
 		rec(domain.StockReserved{SaleID: "s", OrderID: "s-b", Quantity: 1}, 3*time.Millisecond),
 		rec(domain.StockReserved{SaleID: "s", OrderID: "s-a", Quantity: 1}, 2*time.Millisecond),
 		rec(domain.OrderPlaced{SaleID: "s", OrderID: "s-a", Quantity: 1}, 2*time.Millisecond),

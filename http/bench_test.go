@@ -70,7 +70,10 @@ func newSoldOutBench(b *testing.B) *soldOutBench {
 		b.Fatal(err)
 	}
 	sale, err := gate.CreateSale(ctx, commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "Phone", Stock: 1, PriceCents: 100, StartsAt: time.Now().Add(-time.Second), EndsAt: time.Now().Add(time.Hour),
+		SaleTerms: domain.SaleTerms{
+			Name: "Phone", Stock: 1, PriceCents: 100, StartsAt: time.Now().Add(-time.Second),
+			EndsAt: time.Now().Add(time.Hour),
+		},
 	}})
 	if err != nil {
 		b.Fatal(err)

@@ -111,8 +111,10 @@ func (w *wiredBench) decisions(tb testing.TB, reason string) float64 {
 func (w *wiredBench) sale(b testing.TB, stock int64) string {
 	b.Helper()
 	sale, err := w.gate.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "Phone", Stock: stock, PriceCents: 100, PerUserLimit: 1,
-		StartsAt: time.Now().Add(-time.Second), EndsAt: time.Now().Add(time.Hour),
+		SaleTerms: domain.SaleTerms{
+			Name: "Phone", Stock: stock, PriceCents: 100, PerUserLimit: 1,
+			StartsAt: time.Now().Add(-time.Second), EndsAt: time.Now().Add(time.Hour),
+		},
 	}})
 	if err != nil {
 		b.Fatal(err)

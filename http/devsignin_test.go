@@ -23,7 +23,10 @@ func TestDevTokenDisabled(t *testing.T) {
 func TestDevToken(t *testing.T) {
 	api := newTestAPI(t, func(c *Config) { c.DevSignIn = true })
 	sale, err := api.gate.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "Phone", Stock: 3, PriceCents: 100, StartsAt: time.Now().Add(-time.Second), EndsAt: time.Now().Add(time.Hour),
+		SaleTerms: domain.SaleTerms{
+			Name: "Phone", Stock: 3, PriceCents: 100, StartsAt: time.Now().Add(-time.Second),
+			EndsAt: time.Now().Add(time.Hour),
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)

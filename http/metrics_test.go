@@ -23,7 +23,10 @@ func TestHTTPMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	api := newTestAPI(t, func(c *Config) { c.Registry = reg })
 	sale, err := api.gate.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "Phone", Stock: 1, PriceCents: 100, StartsAt: time.Now().Add(-time.Second), EndsAt: time.Now().Add(time.Hour),
+		SaleTerms: domain.SaleTerms{
+			Name: "Phone", Stock: 1, PriceCents: 100, StartsAt: time.Now().Add(-time.Second),
+			EndsAt: time.Now().Add(time.Hour),
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)

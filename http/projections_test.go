@@ -56,8 +56,10 @@ func (a *testAPI) applyEvents(t *testing.T, at time.Time, events ...domain.Event
 func saleEvents() []domain.Event {
 	start := time.Date(2025, 11, 11, 20, 0, 0, 0, time.UTC)
 	return []domain.Event{
-		domain.SaleCreated{SaleID: "s1", Name: "Phone", Stock: 10, PriceCents: 500, Currency: "EUR",
-			StartsAt: start, EndsAt: start.Add(time.Hour), PerUserLimit: 2, PayWithinS: 900},
+		domain.SaleCreated{SaleID: "s1", SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+			Name: "Phone", Stock: 10, PriceCents: 500, Currency: "EUR", StartsAt: start,
+			EndsAt: start.Add(time.Hour), PerUserLimit: 2, PayWithinS: 900,
+		}}},
 		domain.StockReserved{SaleID: "s1", OrderID: "s1-a", UserID: "alice", Quantity: 2},
 		domain.OrderPlaced{OrderID: "s1-a", SaleID: "s1", UserID: "alice", Quantity: 2, PriceCents: 500, AmountCents: 1000, PayBy: start.Add(15 * time.Minute)},
 		domain.StockReserved{SaleID: "s1", OrderID: "s1-b", UserID: "bob", Quantity: 1},

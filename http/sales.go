@@ -2,50 +2,33 @@ package http
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/domain"
 )
 
+// createSaleRequest is a sale's shape as the merchant sends it: the
+// domain's (every member optional but the terms Validate requires).
 type createSaleRequest struct {
-	Name         string    `json:"name"`
-	Stock        int64     `json:"stock"`
-	PriceCents   int64     `json:"price_cents"`
-	StartsAt     time.Time `json:"starts_at"`
-	EndsAt       time.Time `json:"ends_at"`
-	PerUserLimit int64     `json:"per_user_limit"`
-	PayWithinS   int64     `json:"pay_within_s"`
-	// Currency is optional: an ISO 4217 code, default domain.DefaultCurrency.
-	Currency string `json:"currency"`
-	// The protections, all optional (README "Protections"). user_interval_ms
-	// is a pointer because absent (the default) and 0 (off) differ.
-	UserIntervalMS    *int64 `json:"user_interval_ms"`
-	ReleaseStep       int64  `json:"release_step"`
-	ReleaseIntervalMS int64  `json:"release_interval_ms"`
-	RequireToken      bool   `json:"require_token"`
-	ChallengeBits     int64  `json:"challenge_bits"`
-	// ReleaseMode "draw" draws each released slice (domain/draw.go).
-	ReleaseMode string `json:"release_mode"`
-	// Shards splits a hot sale's stock over Redis slots (docs/sharding.md);
-	// optional, default 1.
-	Shards int `json:"shards"`
+	domain.SaleSpec
+	// UserIntervalMS shadows the spec's: absent (the default) and 0 (off)
+	// differ here, where the spec says "off" with domain.UserIntervalOff.
+	UserIntervalMS *int64 `json:"user_interval_ms"`
 }
 
-// protections turns the request's protection fields into the domain's.
-func (req createSaleRequest) protections() (domain.Protections, error) {
-	p := domain.Protections{ReleaseStep: req.ReleaseStep, ReleaseIntervalMS: req.ReleaseIntervalMS,
-		RequireToken: req.RequireToken, ChallengeBits: req.ChallengeBits, ReleaseMode: req.ReleaseMode}
+// spec is the sale the request asks for.
+func (req createSaleRequest) spec() (domain.SaleSpec, error) {
+	spec := req.SaleSpec
 	switch v := req.UserIntervalMS; {
 	case v == nil:
 	case *v < 0:
-		return p, domain.Invalid("user_interval_ms", "must be between 0 (off) and %d", domain.MaxIntervalMS)
+		return spec, domain.Invalid("user_interval_ms", "must be between 0 (off) and %d", domain.MaxIntervalMS)
 	case *v == 0:
-		p.UserIntervalMS = domain.UserIntervalOff
+		spec.Protections.UserIntervalMS = domain.UserIntervalOff
 	default:
-		p.UserIntervalMS = *v
+		spec.Protections.UserIntervalMS = *v
 	}
-	return p, nil
+	return spec, nil
 }
 
 func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
@@ -54,16 +37,12 @@ func (s *server) createSale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	prot, err := req.protections()
+	spec, err := req.spec()
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	sale, err := s.Gate.CreateSale(r.Context(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: req.Name, Stock: req.Stock, PriceCents: req.PriceCents, StartsAt: req.StartsAt,
-		EndsAt: req.EndsAt, PerUserLimit: req.PerUserLimit, PayWithin: domain.SecondsDuration(req.PayWithinS),
-		Currency: req.Currency, Protections: prot, Shards: req.Shards,
-	}})
+	sale, err := s.Gate.CreateSale(r.Context(), commands.CreateSale{Spec: spec})
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

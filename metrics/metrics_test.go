@@ -38,7 +38,10 @@ func newGate(t *testing.T, reg *prometheus.Registry) *commands.Gate {
 func createSale(t *testing.T, g *commands.Gate, stock int64) commands.SaleView {
 	t.Helper()
 	s, err := g.CreateSale(context.Background(), commands.CreateSale{Spec: domain.SaleSpec{
-		Name: "Phone", Stock: stock, PriceCents: 100, StartsAt: time.Now().Add(-time.Second), EndsAt: time.Now().Add(time.Hour),
+		SaleTerms: domain.SaleTerms{
+			Name: "Phone", Stock: stock, PriceCents: 100, StartsAt: time.Now().Add(-time.Second),
+			EndsAt: time.Now().Add(time.Hour),
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,9 @@ func (o *gateOutbox) create(t testing.TB, sale string) {
 	if err := o.rdb.SAdd(context.Background(), o.setKey(), o.stream(sale)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	o.append(t, sale, domain.SaleCreated{SaleID: sale, Name: "s", Stock: 1_000_000, PerUserLimit: 1, PayWithinS: 900})
+	o.append(t, sale, domain.SaleCreated{SaleID: sale, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+		Name: "s", Stock: 1_000_000, PerUserLimit: 1, PayWithinS: 900,
+	}}})
 }
 
 // purchase appends one gate command's events: StockReserved and OrderPlaced.

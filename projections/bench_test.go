@@ -308,8 +308,11 @@ func producePurchases(b *testing.B, brokers []string, rate int, d time.Duration)
 	defer cl.Close()
 	ctx := context.Background()
 	at := time.Now()
-	sale := domain.SaleCreated{SaleID: "lag", Name: "Lag", Stock: int64(rate) * int64(d/time.Second) * 2, PriceCents: 100,
-		Currency: "EUR", StartsAt: at, EndsAt: at.Add(time.Hour), PerUserLimit: 1 << 30, PayWithinS: 900}
+	sale := domain.SaleCreated{SaleID: "lag", SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+		Name: "Lag", Stock: int64(rate) * int64(d/time.Second) * 2, PriceCents: 100,
+		Currency: "EUR", StartsAt: at, EndsAt: at.Add(time.Hour), PerUserLimit: 1 << 30,
+		PayWithinS: 900,
+	}}}
 	v, _ := domain.Encode(sale, at)
 	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("lag"), Value: v}).FirstErr(); err != nil {
 		b.Fatal(err)

@@ -53,8 +53,10 @@ func TestDeadLetterCycle(t *testing.T) {
 	at := time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)
 	const sale, a, b = "s1", "s1-a", "s1-b"
 	var st readmodelstest.Stream
-	st.Add(t, domain.SaleCreated{SaleID: sale, Name: "phone", Stock: 10, PriceCents: 100, StartsAt: at, EndsAt: at.Add(time.Hour),
-		PerUserLimit: 2, PayWithinS: 900, Currency: "CNY"}, at)
+	st.Add(t, domain.SaleCreated{SaleID: sale, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+		Name: "phone", Stock: 10, PriceCents: 100, StartsAt: at, EndsAt: at.Add(time.Hour),
+		PerUserLimit: 2, PayWithinS: 900, Currency: "CNY",
+	}}}, at)
 	for i, o := range []string{a, b} {
 		u := fmt.Sprint("u", i)
 		st.Add(t, domain.StockReserved{SaleID: sale, OrderID: o, UserID: u, Quantity: 1}, at.Add(time.Second))
@@ -129,7 +131,10 @@ func TestDeadLetterDiscard(t *testing.T) {
 	pool := readmodelstest.NewPool(t)
 	at := time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)
 	var st readmodelstest.Stream
-	st.Add(t, domain.SaleCreated{SaleID: "s", Name: "x", Stock: 5, PriceCents: 1, StartsAt: at, EndsAt: at.Add(time.Hour), PerUserLimit: 1, PayWithinS: 60, Currency: "CNY"}, at)
+	st.Add(t, domain.SaleCreated{SaleID: "s", SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+		Name: "x", Stock: 5, PriceCents: 1, StartsAt: at, EndsAt: at.Add(time.Hour),
+		PerUserLimit: 1, PayWithinS: 60, Currency: "CNY",
+	}}}, at)
 	st.Add(t, domain.StockReserved{SaleID: "s", OrderID: "s-a", UserID: "u", Quantity: 1}, at)
 	st.Add(t, domain.OrderPlaced{OrderID: "s-a", SaleID: "s", UserID: "u", Quantity: 1, PriceCents: 1, AmountCents: 1, PayBy: at.Add(time.Minute)}, at)
 	st.Add(t, domain.OrderPaid{OrderID: "s-a", SaleID: "s", UserID: "u", Quantity: 1, AmountCents: 1, PaymentRef: "p"}, at)

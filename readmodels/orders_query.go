@@ -36,20 +36,13 @@ type OrderView struct {
 	History []domain.HistoryEntry `json:"history"`
 }
 
-// SaleView is a sale as the read model has it. Remaining stock is not here:
-// it belongs to the inventory projection and the gate.
+// SaleView is a sale as the read model has it: its terms (their JSON
+// members first, in SaleCreated's order) and how it ended. Remaining stock is
+// not here: it belongs to the inventory projection and the gate.
 type SaleView struct {
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	Stock      int64  `json:"stock"`
-	PriceCents int64  `json:"price_cents"`
-	// Currency is the ISO 4217 code of PriceCents.
-	Currency     string    `json:"currency"`
-	StartsAt     time.Time `json:"starts_at"`
-	EndsAt       time.Time `json:"ends_at"`
-	PerUserLimit int64     `json:"per_user_limit"`
-	PayWithinS   int64     `json:"pay_within_s"`
-	Ended        bool      `json:"ended"`
+	ID string `json:"id"`
+	domain.SaleTerms
+	Ended bool `json:"ended"`
 	// EndReason is domain.EndReasonEarly or EndReasonWindowClosed once ended.
 	EndReason string `json:"end_reason,omitempty"`
 	// Unsold is the pool returned to regular inventory when the sale ended.

@@ -28,8 +28,10 @@ func returnsLog(t *testing.T) *readmodelstest.Stream {
 		if s == 4 {
 			stock = 6 // sold out at the end: nothing unsold, but late expiries
 		}
-		st.Add(t, domain.SaleCreated{SaleID: sale, Name: sale, Stock: stock, PriceCents: 100, Currency: "CNY",
-			StartsAt: at, EndsAt: at.Add(time.Hour), PerUserLimit: 5, PayWithinS: 900}, tick())
+		st.Add(t, domain.SaleCreated{SaleID: sale, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+			Name: sale, Stock: stock, PriceCents: 100, Currency: "CNY", StartsAt: at,
+			EndsAt: at.Add(time.Hour), PerUserLimit: 5, PayWithinS: 900,
+		}}}, tick())
 		var late []string
 		for o := range 4 {
 			order := domain.OrderID(sale, fmt.Sprintf("o%d", o))

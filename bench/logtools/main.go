@@ -228,8 +228,10 @@ func generate(ctx context.Context, brokers []string, cfg config) (logShape, erro
 		start := lg.base.Add(time.Duration(d) * 24 * time.Hour)
 		sale := fmt.Sprintf("day%03d", d)
 		orders := (perDay - 2) * 10 / 33 // 3.3 events per order on average
-		emit(domain.SaleCreated{SaleID: sale, Name: "daily", Stock: int64(orders), PriceCents: 1999, StartsAt: start,
-			EndsAt: start.Add(time.Hour), PerUserLimit: 1, PayWithinS: 900, Currency: "CNY"}, start)
+		emit(domain.SaleCreated{SaleID: sale, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+			Name: "daily", Stock: int64(orders), PriceCents: 1999, StartsAt: start,
+			EndsAt: start.Add(time.Hour), PerUserLimit: 1, PayWithinS: 900, Currency: "CNY",
+		}}}, start)
 		step := 10 * time.Minute / time.Duration(max(orders, 1))
 		for i := range orders {
 			at := start.Add(time.Duration(i) * step)

@@ -169,8 +169,10 @@ func generateLog(b *testing.B, brokers []string, base time.Time, n int) (orders,
 	perSale := int64(n/2/nSales + 1)
 	for s := range nSales {
 		id := fmt.Sprintf("bench%d", s)
-		emit(domain.SaleCreated{SaleID: id, Name: "bench", Stock: perSale, PriceCents: 1999, StartsAt: base, EndsAt: base.Add(24 * time.Hour),
-			PerUserLimit: 1, PayWithinS: 900, Currency: "CNY"})
+		emit(domain.SaleCreated{SaleID: id, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+			Name: "bench", Stock: perSale, PriceCents: 1999, StartsAt: base,
+			EndsAt: base.Add(24 * time.Hour), PerUserLimit: 1, PayWithinS: 900, Currency: "CNY",
+		}}})
 	}
 	for written+len(recs) < n {
 		sale := fmt.Sprintf("bench%d", orders%nSales)

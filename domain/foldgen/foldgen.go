@@ -53,8 +53,10 @@ func Log(seed uint64, cfg Config) ([][]byte, error) {
 		start := base.Add(time.Duration(s) * 24 * time.Hour)
 		sale := fmt.Sprintf("day%03d", s)
 		n := rng.IntN(cfg.MaxOrders + 1)
-		emit(domain.SaleCreated{SaleID: sale, Name: "daily " + sale, Stock: int64(n + rng.IntN(3)), PriceCents: 1999, Currency: "CNY",
-			StartsAt: start, EndsAt: start.Add(time.Hour), PerUserLimit: 2, PayWithinS: 900}, start)
+		emit(domain.SaleCreated{SaleID: sale, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+			Name: "daily " + sale, Stock: int64(n + rng.IntN(3)), PriceCents: 1999, Currency: "CNY",
+			StartsAt: start, EndsAt: start.Add(time.Hour), PerUserLimit: 2, PayWithinS: 900,
+		}}}, start)
 		// Sales left open: no end, or an order never paid nor expired.
 		open := rng.IntN(6) == 0
 		for i := range n {

@@ -96,10 +96,11 @@ func GenTicks(t testing.TB, seed uint64, sales, ordersPerSale int, maxTick time.
 	for s := range sales {
 		saleID := fmt.Sprintf("sale%d", s)
 		price := int64(100 + rng.IntN(10000))
-		sa := &agg{evs: []domain.Event{domain.SaleCreated{
-			SaleID: saleID, Name: "Sale " + saleID, Stock: int64(ordersPerSale * 2), PriceCents: price, Currency: []string{"EUR", "CNY"}[s%2],
-			StartsAt: base, EndsAt: base.Add(time.Hour), PerUserLimit: domain.MaxQuantity, PayWithinS: 900,
-		}}}
+		sa := &agg{evs: []domain.Event{domain.SaleCreated{SaleID: saleID, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
+			Name: "Sale " + saleID, Stock: int64(ordersPerSale * 2), PriceCents: price,
+			Currency: []string{"EUR", "CNY"}[s%2], StartsAt: base, EndsAt: base.Add(time.Hour),
+			PerUserLimit: domain.MaxQuantity, PayWithinS: 900,
+		}}}}}
 		aggs = append(aggs, sa)
 		for o := range ordersPerSale {
 			orderID := domain.OrderID(saleID, fmt.Sprintf("o%d", o))
@@ -190,12 +191,10 @@ type orderRow struct {
 }
 
 type saleRow struct {
-	Name, Currency                              string
-	Stock, PriceCents, PerUserLimit, PayWithinS int64
-	StartsAt, EndsAt                            time.Time
-	Ended                                       bool
-	EndReason                                   string
-	Unsold                                      int64
+	domain.SaleTerms
+	Ended     bool
+	EndReason string
+	Unsold    int64
 }
 
 // US is t as Postgres keeps it: microseconds, UTC.
@@ -289,10 +288,9 @@ func foldModel(f *domain.Fold) (map[string]orderRow, map[string]saleRow) {
 		if !s.Known && !s.Ended {
 			continue // only order events so far: the sales table has no row
 		}
-		sales[id] = saleRow{
-			Name: s.Name, Currency: s.Currency, Stock: s.Stock, PriceCents: s.PriceCents, PerUserLimit: s.PerUserLimit, PayWithinS: s.PayWithinS,
-			StartsAt: US(s.StartsAt), EndsAt: US(s.EndsAt), Ended: s.Ended, EndReason: s.EndReason, Unsold: s.Unsold,
-		}
+		terms := s.SaleTerms
+		terms.StartsAt, terms.EndsAt = US(s.StartsAt), US(s.EndsAt)
+		sales[id] = saleRow{SaleTerms: terms, Ended: s.Ended, EndReason: s.EndReason, Unsold: s.Unsold}
 	}
 	return orders, sales
 }
