@@ -160,7 +160,7 @@ func (s *SaleState) settled() bool {
 // sale that ended: its end, its time to pay and an hour of slack for the
 // sweeper and the relay (the slack `events --sale` allows too).
 func (s *SaleState) QuietAfter() time.Time {
-	return s.EndedAt.Add(time.Duration(s.PayWithinS)*time.Second + time.Hour)
+	return s.EndedAt.Add(s.PayWithin() + time.Hour)
 }
 
 // EndOfLog is the watermark of a fold that read the whole log.

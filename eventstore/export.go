@@ -205,7 +205,7 @@ func (l *Log) saleWindow(ctx context.Context, q Query) (from, to time.Time, scan
 		end = endedAt
 	}
 	from, to = createdAt, q.To
-	if last := end.Add(time.Duration(created.PayWithinS)*time.Second + saleLateness); to.IsZero() || last.Before(to) {
+	if last := end.Add(created.PayWithin() + saleLateness); to.IsZero() || last.Before(to) {
 		to = last
 	}
 	if q.From.After(from) {
