@@ -102,7 +102,39 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 		fmt.Fprintln(w, "(quick run: BENCHMARKS.md not written)")
 		return nil
 	}
-	return os.WriteFile(cfg.out, []byte(report), 0o644)
+	return os.WriteFile(cfg.out, []byte(report+keptSections(cfg.out)), 0o644)
+}
+
+// keptSections returns the marked sections of the file at path that other
+// commands write (`<!-- NAME: begin -->` … `<!-- NAME: end -->`: bench-log,
+// bench-viewers, the replica acknowledgement), so that rewriting the report
+// does not drop them.
+func keptSections(path string) string {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	rest := string(old)
+	for {
+		i := strings.Index(rest, "<!-- ")
+		if i < 0 {
+			break
+		}
+		name, _, ok := strings.Cut(rest[i+len("<!-- "):], ": begin -->")
+		if !ok || strings.ContainsAny(name, " \n") {
+			rest = rest[i+len("<!-- "):]
+			continue
+		}
+		end := "<!-- " + name + ": end -->"
+		j := strings.Index(rest[i:], end)
+		if j < 0 {
+			break
+		}
+		b.WriteString("\n" + rest[i:i+j+len(end)] + "\n")
+		rest = rest[i+j+len(end):]
+	}
+	return b.String()
 }
 
 func parseFlags(args []string) (config, error) {
