@@ -222,6 +222,15 @@ func (b *bench) measure(ctx context.Context) error {
 			return err
 		}
 		b.pathRows(empty, soldOut, direct, purchase, pay)
+		paused, err := b.pausedPurchasePath(ctx)
+		if err != nil {
+			return err
+		}
+		if err := b.settle(ctx, "paused purchase"); err != nil {
+			return err
+		}
+		b.rows = append(b.rows, row{"purchase path, pipeline paused (SIGSTOP of `seckill dev` during the phase)", rate(paused.Throughput()),
+			"ceiling 1", pct(paused.Throughput(), median(rates(empty))), lat(paused) + "; the relay and projections caught up after it, audit clean"})
 	}
 	for _, ph := range []struct {
 		name string

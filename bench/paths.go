@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	shttp "github.com/seckill/seckill/http"
@@ -137,6 +138,34 @@ func (b *bench) purchasePath(ctx context.Context, round int) (loadgen.Result, bo
 		err = fmt.Errorf("purchase phase: %d of %d accepted", res.ByStatus[http.StatusAccepted], res.Sent)
 	}
 	return res, bought{res.Kept, tokens}, err
+}
+
+// pausedPurchasePath is the purchase path with the rest of the system
+// paused: `seckill dev` (broker, relay, projector, sweeper) is stopped with
+// SIGSTOP for the phase and continued after it, so the API node, Redis and
+// the load generator have the two cores to themselves, as on a deployment
+// where the log and the read models run on other machines. Redis and
+// Postgres are processes of their own and keep running. The outbox holds
+// the phase's events meanwhile; the relay forwards them once continued, and
+// the settle that follows (with its audit) checks that nothing was lost. It
+// measures how much of the purchase path's gap to its ceiling is the
+// pipeline sharing the machine (docs/performance.md, issue 13).
+func (b *bench) pausedPurchasePath(ctx context.Context) (loadgen.Result, error) {
+	sale, next, err := b.freshSale(ctx, b.cfg.n)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	if err := syscall.Kill(b.devPID, syscall.SIGSTOP); err != nil {
+		return loadgen.Result{}, fmt.Errorf("pause seckill dev: %w", err)
+	}
+	res, err := b.load(ctx, "purchase path, stock available, pipeline paused", b.api, b.cfg.n, next, 0)
+	if cerr := syscall.Kill(b.devPID, syscall.SIGCONT); cerr != nil && err == nil {
+		err = fmt.Errorf("continue seckill dev: %w", cerr)
+	}
+	if err == nil && res.ByStatus[http.StatusAccepted] != res.Sent {
+		err = fmt.Errorf("paused purchase phase in sale %s: %d of %d accepted", sale, res.ByStatus[http.StatusAccepted], res.Sent)
+	}
+	return res, err
 }
 
 // payPath pays every order of a purchase phase, each by its owner.
