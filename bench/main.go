@@ -210,27 +210,9 @@ func (b *bench) measure(ctx context.Context) error {
 		rounds, purchaseRounds = 1, 1
 	}
 	if b.cfg.runs("paths") {
-		empty, soldOut, err := b.rejectionRounds(ctx, rounds)
-		if err != nil {
+		if err := b.paths(ctx, rounds, purchaseRounds); err != nil {
 			return err
 		}
-		if err := b.settle(ctx, "sold-out"); err != nil {
-			return err
-		}
-		direct, purchase, pay, err := b.writeRounds(ctx, purchaseRounds)
-		if err != nil {
-			return err
-		}
-		b.pathRows(empty, soldOut, direct, purchase, pay)
-		paused, err := b.pausedPurchasePath(ctx)
-		if err != nil {
-			return err
-		}
-		if err := b.settle(ctx, "paused purchase"); err != nil {
-			return err
-		}
-		b.rows = append(b.rows, row{"purchase path, pipeline paused (SIGSTOP of `seckill dev` during the phase)", rate(paused.Throughput()),
-			"ceiling 1", pct(paused.Throughput(), median(rates(empty))), lat(paused) + "; the relay and projections caught up after it, audit clean"})
 	}
 	for _, ph := range []struct {
 		name string
@@ -255,6 +237,33 @@ func (b *bench) measure(ctx context.Context) error {
 	if b.cfg.profile != "" && b.cfg.runs("profiles") {
 		return b.profiles(ctx)
 	}
+	return nil
+}
+
+// paths measures the request paths next to their ceilings: the rejection
+// rounds, the write rounds and the purchase with the pipeline paused.
+func (b *bench) paths(ctx context.Context, rounds, purchaseRounds int) error {
+	empty, soldOut, err := b.rejectionRounds(ctx, rounds)
+	if err != nil {
+		return err
+	}
+	if err := b.settle(ctx, "sold-out"); err != nil {
+		return err
+	}
+	direct, purchase, pay, err := b.writeRounds(ctx, purchaseRounds)
+	if err != nil {
+		return err
+	}
+	b.pathRows(empty, soldOut, direct, purchase, pay)
+	paused, err := b.pausedPurchasePath(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.settle(ctx, "paused purchase"); err != nil {
+		return err
+	}
+	b.rows = append(b.rows, row{"purchase path, pipeline paused (SIGSTOP of `seckill dev` during the phase)", rate(paused.Throughput()),
+		"ceiling 1", pct(paused.Throughput(), median(rates(empty))), lat(paused) + "; the relay and projections caught up after it, audit clean"})
 	return nil
 }
 
