@@ -42,6 +42,10 @@ func readRange(ctx context.Context, brokers []string, topic string, from, to map
 		return err
 	}
 	defer r.close()
+	var st *stepper
+	if size.inStep > 0 {
+		st = &stepper{r: r, step: size.inStep, last: map[int32]time.Time{}, paused: map[int32]bool{}}
+	}
 	for {
 		recs, _, err := r.next(ctx, 0)
 		if errors.Is(err, io.EOF) {
@@ -49,6 +53,9 @@ func readRange(ctx context.Context, brokers []string, topic string, from, to map
 		}
 		if err != nil {
 			return err
+		}
+		if st != nil {
+			st.saw(recs)
 		}
 		if len(recs) > 0 {
 			if err := fn(recs); err != nil {
@@ -119,6 +126,52 @@ func RecordTimes(ctx context.Context, brokers []string, topic string, at, ends m
 type fetchSize struct {
 	maxBytes, partitionBytes int32
 	maxWait                  time.Duration
+	// inStep, if set, keeps the partitions in step by time (stepper).
+	inStep time.Duration
+}
+
+// stepper keeps the partitions of a range read in step by time: a partition
+// whose last record read is stamped more than step after that of the
+// partition furthest behind (still below its end; one not read from yet
+// counts as furthest behind) is paused until that one catches up. Left to
+// itself the broker serves a few partitions at a time, and a fold then reads
+// some partitions months ahead of others: it cannot tell a sale closed until
+// every partition has passed it, so it held the whole history in memory
+// (issue 16). The records a fetch brings are all used; a paused partition
+// only loses the fetch buffered for it, which is read again on resume.
+type stepper struct {
+	r      *rangeReader
+	step   time.Duration
+	last   map[int32]time.Time // partition → stamp of its last record read
+	paused map[int32]bool
+}
+
+func (s *stepper) saw(recs []Record) {
+	for _, rec := range recs {
+		if rec.Timestamp.After(s.last[rec.Partition]) {
+			s.last[rec.Partition] = rec.Timestamp
+		}
+	}
+	var behind time.Time
+	first := true
+	for p := range s.r.ends {
+		if t := s.last[p]; first || t.Before(behind) {
+			behind, first = t, false
+		}
+	}
+	var pause, resume []int32
+	for p := range s.r.ends {
+		ahead := s.last[p].Sub(behind) > s.step
+		switch {
+		case ahead && !s.paused[p]:
+			pause = append(pause, p)
+		case !ahead && s.paused[p]:
+			resume = append(resume, p)
+		}
+		s.paused[p] = ahead
+	}
+	s.r.pause(pause)
+	s.r.resume(resume)
 }
 
 var (
@@ -132,7 +185,7 @@ var (
 	// 32 MiB ones ~170 MB). Small per-partition slices also keep the
 	// partitions close together in time, which lets the snapshot fold
 	// archive sooner.
-	foldFetch = fetchSize{maxBytes: 16 << 20, partitionBytes: 2 << 20, maxWait: 200 * time.Millisecond}
+	foldFetch = fetchSize{maxBytes: 4 << 20, partitionBytes: 256 << 10, maxWait: 200 * time.Millisecond, inStep: time.Hour}
 	// orderedFetch is for Read, which holds what it fetched while it merges
 	// the partitions by time, and the client keeps one fetch buffered while
 	// we work through the last: 16 MiB (not Kafka's 50) keeps a replay's

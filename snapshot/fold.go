@@ -32,6 +32,10 @@ type Options struct {
 	Progress func(done, total int64)
 	// Warn is told why a snapshot was not used (default: not told).
 	Warn func(string)
+
+	// chunkDone, if set, sees the fold after each chunk of records was
+	// folded and archived (the tests of its memory).
+	chunkDone func(*domain.Fold)
 }
 
 // Info describes the snapshot a fold started from.
@@ -143,7 +147,13 @@ func fold(ctx context.Context, brokers []string, topic string, opt Options, rd *
 		}
 		return nil
 	}
-	fo.After = func() error { return res.archive(wm.time()) }
+	fo.After = func() error {
+		err := res.archive(wm.time())
+		if opt.chunkDone != nil {
+			opt.chunkDone(f)
+		}
+		return err
+	}
 	_, st, err := eventstore.FoldLogWith(ctx, brokers, topic, fo)
 	if err == nil {
 		err = res.archive(domain.EndOfLog)

@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/seckill/seckill/domain"
+	"github.com/seckill/seckill/domain/foldgen"
 	"github.com/seckill/seckill/eventstore"
 	"github.com/seckill/seckill/internal/localsvc"
 )
@@ -80,10 +81,10 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	genTime := time.Since(start)
-	fmt.Printf("wrote %d events (%d orders in %d sales) in %s\n", lg.events, lg.orders, cfg.days, genTime.Round(time.Millisecond))
+	fmt.Printf("wrote %d events (%d orders in %d sales) in %s\n", lg.Events, lg.Orders, cfg.days, genTime.Round(time.Millisecond))
 
 	common := []string{"--data", dir, "--kafka-brokers", env.broker, "--redis-url", env.redis, "--database-url", env.db}
-	mid := lg.base.Add(time.Duration(cfg.days/2)*24*time.Hour + time.Minute)
+	mid := lg.Base.Add(time.Duration(cfg.days/2)*24*time.Hour + time.Minute)
 	// Redis is emptied before the second restore, so both restores write
 	// the whole gate; the first audit (a full fold) saves the snapshot the
 	// later steps start from.
@@ -101,8 +102,8 @@ func run(ctx context.Context, args []string) error {
 		args       []string
 		before     func() error
 	}{
-		{"events --order", "one order's events (its partition only)", []string{"events", "--order", lg.someOrder, "--quiet"}, nil},
-		{"events --sale", "one sale's events (its partition, then its day)", []string{"events", "--sale", lg.someSale, "--quiet", "--out", os.DevNull}, nil},
+		{"events --order", "one order's events (its partition only)", []string{"events", "--order", lg.SomeOrder, "--quiet"}, nil},
+		{"events --sale", "one sale's events (its partition, then its day)", []string{"events", "--sale", lg.SomeSale, "--quiet", "--out", os.DevNull}, nil},
 		{"events --from/--to", "one second in the middle of the year", []string{"events", "--from", mid.Format(time.RFC3339), "--to", mid.Add(time.Second).Format(time.RFC3339), "--quiet"}, nil},
 		{"events --out (export)", "the whole log as JSONL", []string{"events", "--out", os.DevNull, "--quiet"}, nil},
 		{"gate restore --fresh", "the whole log folded, into an empty Redis (no snapshot)", []string{"gate", "restore", "--fresh"}, nil},
@@ -187,16 +188,12 @@ func services(ctx context.Context, bin, dir string) (endpoints, func(), error) {
 }
 
 type logShape struct {
-	events, orders int
-	base           time.Time
-	someOrder      string
-	someSale       string
-	snapshotBytes  int64
+	foldgen.YearShape
+	snapshotBytes int64
 }
 
-// generate writes a year of daily sales: each day's sale opens at 20:00, its
-// orders come in its first minutes, 70% are paid and 30% expire (and
-// release their stock), and the sale ends at its window's close.
+// generate writes a year of daily sales (foldgen.Year) straight into the
+// broker, each record stamped when its event occurred.
 func generate(ctx context.Context, brokers []string, cfg config) (logShape, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
 		kgo.RecordPartitioner(eventstore.Partitioner()), kgo.ProducerLinger(5*time.Millisecond),
@@ -205,56 +202,27 @@ func generate(ctx context.Context, brokers []string, cfg config) (logShape, erro
 		return logShape{}, err
 	}
 	defer cl.Close()
-	lg := logShape{base: time.Date(2025, 11, 11, 20, 0, 0, 0, time.UTC)}
-	perDay := cfg.events / cfg.days
 	var recs []*kgo.Record
-	var firstErr error
-	emit := func(e domain.Event, at time.Time) {
+	flush := func() error {
+		err := cl.ProduceSync(ctx, recs...).FirstErr()
+		recs = recs[:0]
+		return err
+	}
+	shape, err := foldgen.Year(cfg.events, cfg.days, func(e domain.Event, at time.Time) error {
 		v, err := domain.Encode(e, at)
 		if err != nil {
-			firstErr = err
-			return
+			return err
 		}
 		recs = append(recs, &kgo.Record{Key: []byte(e.AggregateID()), Value: v, Timestamp: at.Add(5 * time.Millisecond)})
-		lg.events++
 		if len(recs) == 50_000 {
-			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil && firstErr == nil {
-				firstErr = err
-			}
-			recs = recs[:0]
+			return flush()
 		}
+		return nil
+	})
+	if err == nil && len(recs) > 0 {
+		err = flush()
 	}
-	for d := 0; d < cfg.days && firstErr == nil; d++ {
-		start := lg.base.Add(time.Duration(d) * 24 * time.Hour)
-		sale := fmt.Sprintf("day%03d", d)
-		orders := (perDay - 2) * 10 / 33 // 3.3 events per order on average
-		emit(domain.SaleCreated{SaleID: sale, SaleSpec: domain.SaleSpec{SaleTerms: domain.SaleTerms{
-			Name: "daily", Stock: int64(orders), PriceCents: 1999, StartsAt: start,
-			EndsAt: start.Add(time.Hour), PerUserLimit: 1, PayWithinS: 900, Currency: "CNY",
-		}}}, start)
-		step := 10 * time.Minute / time.Duration(max(orders, 1))
-		for i := range orders {
-			at := start.Add(time.Duration(i) * step)
-			o, u := domain.OrderID(sale, strconv.Itoa(i)), "u"+strconv.Itoa(i)
-			emit(domain.StockReserved{SaleID: sale, OrderID: o, UserID: u, Quantity: 1}, at)
-			emit(domain.OrderPlaced{OrderID: o, SaleID: sale, UserID: u, Quantity: 1, PriceCents: 1999, AmountCents: 1999, PayBy: at.Add(15 * time.Minute)}, at)
-			if i%10 < 7 {
-				emit(domain.OrderPaid{OrderID: o, SaleID: sale, UserID: u, Quantity: 1, AmountCents: 1999, PaymentRef: "p" + o}, at.Add(time.Minute))
-			} else {
-				emit(domain.OrderExpired{OrderID: o, SaleID: sale, UserID: u, Quantity: 1}, at.Add(15*time.Minute))
-				emit(domain.StockReleased{SaleID: sale, OrderID: o, Quantity: 1, ToPool: true}, at.Add(15*time.Minute))
-			}
-			lg.orders++
-			if d == cfg.days/2 && i == orders/2 {
-				lg.someOrder, lg.someSale = o, sale
-			}
-		}
-		emit(domain.SaleEnded{SaleID: sale, Unsold: 0, Reason: domain.EndReasonWindowClosed}, start.Add(time.Hour))
-	}
-	if len(recs) > 0 && firstErr == nil {
-		firstErr = cl.ProduceSync(ctx, recs...).FirstErr()
-	}
-	return lg, firstErr
+	return logShape{YearShape: shape}, err
 }
 
 // measure runs one command and returns its wall time and peak RSS (MB).
@@ -303,7 +271,7 @@ func writeSection(cfg config, lg logShape, gen time.Duration, rows []string) err
 	fmt.Fprintf(&b, "Written by `make bench-log` (bench/logtools) on %s, %s/%s, %d CPUs shared with other work (the figures move with the machine's load).\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	fmt.Fprintf(&b, "The log: %d events (%d orders) of %d daily sales, written straight into the embedded broker (`seckill broker`, its own process, its log on disk) with franz-go in %.1f s (%.0f events/s). ",
-		lg.events, lg.orders, cfg.days, gen.Seconds(), float64(lg.events)/gen.Seconds())
+		lg.Events, lg.Orders, cfg.days, gen.Seconds(), float64(lg.Events)/gen.Seconds())
 	b.WriteString("Each tool runs as its own `seckill` process; time is wall time, RSS the process's peak resident memory. ")
 	fmt.Fprintf(&b, "The fold snapshot the first audit saved (docs/snapshots.md) is %.0f MB on disk.\n\n", float64(lg.snapshotBytes)/1e6)
 	b.WriteString("| command | what | time | peak RSS | result |\n|---|---|---:|---:|---|\n")
