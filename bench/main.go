@@ -145,7 +145,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.million, "million", true, "run the million-attempt sale (1,000,000 attempts, 200,000 users, 1,000 stock); false: a small sale")
 	fs.IntVar(&cfg.conc, "concurrency", 64, "concurrent connections of every load phase")
 	fs.StringVar(&cfg.only, "only", "", "run only these phases (comma-separated: paths, pipeline, lag, sale, rebuild, profiles); the report is then partial, so give -out too")
-	fs.StringVar(&cfg.memLim, "api-gomemlimit", "128MiB", "GOMEMLIMIT of the API node under test, a soft limit as an API node runs with in a deployment (docs/performance.md); \"\" for none")
+	fs.StringVar(&cfg.memLim, "api-gomemlimit", "110MiB", "GOMEMLIMIT of the API node under test, a soft limit as an API node runs with in a deployment (docs/performance.md); \"\" for none")
 	fs.IntVar(&cfg.tokens, "tokens", 300_000, "users in the pre-minted token pool; every request of a phase is the next user (at least 100,000 but in -quick runs)")
 	fs.StringVar(&cfg.profile, "profile", "", "write CPU and allocation profiles of both processes under sold-out and purchase load to this directory (an extra 12 s phase each, not in the report), and the API's heap at the end of the run")
 	if err := fs.Parse(args); err != nil {
