@@ -175,16 +175,19 @@ func (s *stepper) saw(recs []Record) {
 }
 
 var (
-	// bulkFetch is for replays (rebuild, fold, audit): throughput, not
-	// latency.
-	bulkFetch = fetchSize{maxBytes: 64 << 20, partitionBytes: 8 << 20, maxWait: 200 * time.Millisecond}
+	// bulkFetch is for replays (rebuild): throughput, not latency, but
+	// sizes count compressed bytes and the log's JSON decompresses ~8×:
+	// franz-go holds the fetch being worked through and one more, and a
+	// rebuild queues a few per worker (64 MiB fetches: 1.1 GB RSS in a
+	// 1M-event rebuild).
+	bulkFetch = fetchSize{maxBytes: 8 << 20, partitionBytes: 1 << 20, maxWait: 200 * time.Millisecond}
 	// foldFetch is for folds (FoldLogWith), whose memory should be the
-	// fold's, not the fetches': a fetch decompressed is several times its
-	// size, and franz-go buffers one while the last is worked through (64
-	// MiB fetches held ~575 MB of decompressed batches in a 1M-event fold,
-	// 32 MiB ones ~170 MB). Small per-partition slices also keep the
-	// partitions close together in time, which lets the snapshot fold
-	// archive sooner.
+	// fold's, not the fetches'. 16 MiB fetches held ~170 MB of
+	// decompressed batches in a 1M-event fold, these ~37 MB, and were no
+	// faster. The partitions are kept within an hour of each other
+	// (stepper): with 2 MiB per partition a fetch brought some partitions
+	// half a year ahead of others, and a snapshot fold could archive
+	// nothing until the end (issue 16).
 	foldFetch = fetchSize{maxBytes: 4 << 20, partitionBytes: 256 << 10, maxWait: 200 * time.Millisecond, inStep: time.Hour}
 	// orderedFetch is for Read, which holds what it fetched while it merges
 	// the partitions by time, and the client keeps one fetch buffered while
