@@ -110,12 +110,8 @@ type Daily struct {
 // by the queries only; Apply writes through the transaction it is given.
 func NewDaily(cfg DailyConfig, pool *pgxpool.Pool) (*Daily, error) {
 	cfg.setDefaults()
-	errs := []error{cfg.Validate()}
-	if pool == nil {
-		errs = append(errs, errors.New("nil pool"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("new daily projection: %w", err)
+	if err := checkNew("daily", cfg.Validate(), pool); err != nil {
+		return nil, err
 	}
 	ot, _ := projections.ParseTable(cfg.OrdersTable)
 	st, _ := projections.ParseTable(cfg.SalesTable)

@@ -67,12 +67,8 @@ type Inventory struct {
 // given.
 func NewInventory(cfg InventoryConfig, pool *pgxpool.Pool) (*Inventory, error) {
 	cfg.setDefaults()
-	errs := []error{cfg.Validate()}
-	if pool == nil {
-		errs = append(errs, errors.New("nil pool"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("new inventory projection: %w", err)
+	if err := checkNew("inventory", cfg.Validate(), pool); err != nil {
+		return nil, err
 	}
 	inv, _ := projections.ParseTable(cfg.Table)
 	ords, _ := projections.ParseTable(cfg.OrdersTable)

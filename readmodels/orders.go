@@ -72,12 +72,8 @@ type ordersSQL struct {
 // used by the queries only; Apply writes through the transaction it is given.
 func NewOrders(cfg OrdersConfig, pool *pgxpool.Pool) (*Orders, error) {
 	cfg.setDefaults()
-	errs := []error{cfg.Validate()}
-	if pool == nil {
-		errs = append(errs, errors.New("nil pool"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("new orders projection: %w", err)
+	if err := checkNew("orders", cfg.Validate(), pool); err != nil {
+		return nil, err
 	}
 	ot, _ := projections.ParseTable(cfg.OrdersTable)
 	st, _ := projections.ParseTable(cfg.SalesTable)
@@ -380,4 +376,17 @@ func queueSales(b *pgx.Batch, sql string, sales map[string]*saleDelta, ids []str
 		}
 	}
 	b.Queue(sql, ids, name, stock, price, currency, starts, ends, limit, payWithin, created, ended, reason, unsold, endedAt)
+}
+
+// checkNew is the check every read model's constructor makes: its
+// configuration's own errors, and a pool for the queries.
+func checkNew(what string, invalid error, pool *pgxpool.Pool) error {
+	errs := []error{invalid}
+	if pool == nil {
+		errs = append(errs, errors.New("nil pool"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("new %s projection: %w", what, err)
+	}
+	return nil
 }

@@ -90,18 +90,7 @@ func RedisServer(t testing.TB, cfg ...localsvc.RedisConfig) *localsvc.Redis {
 	if c.Dir == "" {
 		c.Dir = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	srv, err := localsvc.StartRedis(ctx, c)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Errorf("testenv: %v", err)
-		}
-	})
-	return srv
+	return started(t, func(ctx context.Context) (*localsvc.Redis, error) { return localsvc.StartRedis(ctx, c) })
 }
 
 // Postgres returns the DSN of a fresh, empty database that only this test
@@ -152,18 +141,7 @@ func PostgresServer(t testing.TB, cfg ...localsvc.PostgresConfig) *localsvc.Post
 	if c.Dir == "" {
 		c.Dir = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	srv, err := localsvc.StartPostgres(ctx, c)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Errorf("testenv: %v", err)
-		}
-	})
-	return srv
+	return started(t, func(ctx context.Context) (*localsvc.Postgres, error) { return localsvc.StartPostgres(ctx, c) })
 }
 
 // Kafka starts a fresh in-process Kafka-protocol cluster (one kfake broker on
@@ -312,4 +290,22 @@ func withDatabase(dsn, db string) (string, error) {
 	}
 	// In keyword/value form a later keyword overrides an earlier one.
 	return dsn + " dbname=" + db, nil
+}
+
+// started runs start under the start timeout and stops what it started
+// when the test ends.
+func started[S interface{ Stop() error }](t testing.TB, start func(context.Context) (S, error)) S {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	srv, err := start(ctx)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
+	return srv
 }
