@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/seckill/seckill/commands"
 	"github.com/seckill/seckill/domain"
@@ -41,7 +37,7 @@ func BenchmarkGatePurchase(b *testing.B) {
 				b.Fatal(err)
 			}
 			var n atomic.Int64
-			calls0, cpu0, redis0 := evalshas(b, rdb), processCPU(), redisCPUTime(b, rdb)
+			calls0, cpu0, redis0 := evalshas(b, rdb), int64(testenv.ProcessCPU()), int64(testenv.RedisCPU(b, rdb))
 			b.ResetTimer()
 			b.SetParallelism(32) // 64 in flight on 2 cores
 			b.RunParallel(func(pb *testing.PB) {
@@ -54,32 +50,9 @@ func BenchmarkGatePurchase(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "gate-cpu-µs/op")
-			b.ReportMetric(float64(redisCPUTime(b, rdb)-redis0)/float64(b.N)/1e3, "redis-cpu-µs/op")
+			b.ReportMetric(float64(int64(testenv.ProcessCPU())-cpu0)/float64(b.N)/1e3, "gate-cpu-µs/op")
+			b.ReportMetric(float64(int64(testenv.RedisCPU(b, rdb))-redis0)/float64(b.N)/1e3, "redis-cpu-µs/op")
 			b.ReportMetric(float64(evalshas(b, rdb)-calls0)/float64(b.N), "calls/op")
 		})
 	}
-}
-
-func processCPU() int64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
-
-// redisCPUTime is the Redis server's CPU (INFO cpu) in ns.
-func redisCPUTime(b *testing.B, rdb *redis.Client) int64 {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return int64(total * 1e9)
 }

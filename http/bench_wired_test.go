@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -145,14 +144,14 @@ func serveParallel(b *testing.B, w *wiredBench, path string, tokens []string, wa
 	// 64 requests in flight, as in the load tests: the purchase path waits
 	// on Redis, and ns/op is then the API's throughput, not a round trip.
 	b.SetParallelism(32)
-	cpu0, redis0 := cpuTime(), redisCPU(b, w.rdb)
+	cpu0, redis0 := int64(testenv.ProcessCPU()), int64(testenv.RedisCPU(b, w.rdb))
 	b.ResetTimer()
 	defer func() {
 		// CPU time, unlike ns/op, is the API's cost whatever else the
 		// machine runs (the benchmark's own request building included);
 		// Redis's is its own process's, from INFO.
-		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
-		b.ReportMetric(float64(redisCPU(b, w.rdb)-redis0)/float64(b.N)/1e3, "redis-cpu-µs/op")
+		b.ReportMetric(float64(int64(testenv.ProcessCPU())-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
+		b.ReportMetric(float64(int64(testenv.RedisCPU(b, w.rdb))-redis0)/float64(b.N)/1e3, "redis-cpu-µs/op")
 	}()
 	b.RunParallel(func(pb *testing.PB) {
 		w := &discardWriter{h: http.Header{}}
@@ -173,32 +172,6 @@ func serveParallel(b *testing.B, w *wiredBench, path string, tokens []string, wa
 			}
 		}
 	})
-}
-
-// cpuTime is the CPU this process has used (user and system), in ns.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
-
-// redisCPU is the CPU the Redis server has used (INFO cpu), in ns.
-func redisCPU(b *testing.B, rdb *redis.Client) int64 {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return int64(total * 1e9)
 }
 
 // BenchmarkWiredSoldOut is the rejection path: a sold-out sale, 1,000 users

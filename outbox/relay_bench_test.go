@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,12 +67,12 @@ func BenchmarkRelay(b *testing.B) {
 				b.StopTimer()
 				events += fillFast(b, rdb, i, sales, perSale)
 				b.StartTimer()
-				start, cpu0 := time.Now(), cpuTime()
+				start, cpu0 := time.Now(), testenv.ProcessCPU()
 				if _, err := r.RunOnce(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				took += time.Since(start)
-				cpu += cpuTime() - cpu0
+				cpu += testenv.ProcessCPU() - cpu0
 			}
 			b.ReportMetric(float64(events)/took.Seconds(), "events/s")
 			// Relay and broker together: both run in this process.
@@ -110,13 +109,4 @@ func fillFast(b *testing.B, rdb *redis.Client, round, sales, perSale int) int {
 		}
 	}
 	return events
-}
-
-// cpuTime is the CPU this process has used (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
