@@ -85,7 +85,7 @@ func (p *BatchPublisher) waves(topic string, msgs []*message.Message) ([][]*sara
 		j := seen[agg]
 		seen[agg] = j + 1
 		if j == len(waves) {
-			waves = append(waves, make([]*sarama.ProducerMessage, 0, len(msgs)))
+			waves = append(waves, nil)
 		}
 		waves[j] = append(waves[j], r)
 	}

@@ -95,10 +95,10 @@ local function decide(i, nc)
   -- what is released, so units an expiry returned are for sale again.
   if step > 0 then
     local released = math.min(stock, step * (math.floor((now - starts) / every) + 1))
-    local taken = stock - remaining
-    if released - taken < qty then
+    local out = stock - remaining
+    if released - out < qty then
       -- The first slice that makes qty available, counted from 1 at the start.
-      local slice = math.ceil((taken + qty) / step)
+      local slice = math.ceil((out + qty) / step)
       return {'not_yet_released', starts + (slice - 1) * every - now}
     end
   end
