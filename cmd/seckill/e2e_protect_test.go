@@ -83,19 +83,30 @@ func TestProtectionsEndToEnd(t *testing.T) {
 		users[i] = fmt.Sprintf("late%02d", i)
 		passes[i] = passFor(s.base, users[i])
 	}
+	// Both nodes answer from memory right before the burst: a node's
+	// memory of the sell-out lasts SoldOutTTL (1 s) and the first caller
+	// after that asks Redis once to renew it (commands/guard.go), so the
+	// first node, which learned of it when the last unit went, is probed
+	// too: on a loaded machine the wait for the second can outlast it.
 	deadline := time.Now().Add(10 * time.Second)
+	probes := map[string]string{s.base: passFor(s.base, "probe"), second: passFor(second, "probe")}
 	for {
 		before := evalshas(t, rdb)
-		r := buy(second, "probe", passFor(second, "probe"), "")
-		if r.errCode() == "sold_out" && evalshas(t, rdb) == before {
-			break // the second node answers from memory
+		var r response
+		fromMemory := true
+		for _, node := range []string{second, s.base} {
+			r = buy(node, "probe", probes[node], "")
+			fromMemory = fromMemory && r.errCode() == "sold_out"
+		}
+		if fromMemory && evalshas(t, rdb) == before {
+			break // both nodes answer from memory
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the second node still asks Redis 10 s after the sell-out (%d %s)", r.status, r.raw)
+			t.Fatalf("the nodes still ask Redis 10 s after the sell-out (last: %d %s)", r.status, r.raw)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	before := evalshas(t, rdb)
+	before, start := evalshas(t, rdb), time.Now()
 	var wg sync.WaitGroup
 	for i := range users {
 		wg.Go(func() {
@@ -106,8 +117,13 @@ func TestProtectionsEndToEnd(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := evalshas(t, rdb) - before; got != 0 {
-		t.Errorf("%d purchase scripts ran for %d requests after the sell-out, want 0", got, len(users))
+	// Memory lapses at most once per node per SoldOutTTL (1 s), and one
+	// caller renews it from Redis (commands/guard.go): a burst that spans
+	// L seconds may run at most floor(L)+1 scripts per node, whatever the
+	// machine's load; the other requests are answered from memory.
+	bound := 2 * (int64(time.Since(start)/time.Second) + 1)
+	if got := evalshas(t, rdb) - before; got > bound {
+		t.Errorf("%d purchase scripts ran for %d requests after the sell-out, want at most %d (one per node per second)", got, len(users), bound)
 	}
 	s.waitOrders(sale, 3)
 }
