@@ -276,9 +276,12 @@ func (s *system) redis() *redis.Client {
 	return rdb
 }
 
-// remaining is the sale's remaining stock as the API shows it.
+// remaining is the sale's remaining stock as the API shows it, once the
+// node's view of the sale (cached for SaleCacheTTL, 0.5 s) is newer than
+// whatever the caller did just before.
 func (s *system) remaining(sale string) int64 {
 	s.t.Helper()
+	time.Sleep(600 * time.Millisecond)
 	r := s.do("GET", "/v1/sales/"+sale, "", "")
 	v, ok := r.body["remaining"].(float64)
 	if r.status != http.StatusOK || !ok {
