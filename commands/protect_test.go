@@ -857,3 +857,54 @@ func TestMemorySoldOut(t *testing.T) {
 		t.Error("sold out after the end: the answer is ended, not sold_out")
 	}
 }
+
+// TestSaleViewKnowsSoldOut: a node's cached sale view shows the sell-out as
+// soon as the node answers sold_out from memory, on the node that sold the
+// last unit and on one that heard of it, and the stock again once it is back.
+func TestSaleViewKnowsSoldOut(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	clock := commands.NewManualClock(t0)
+	cfg := commands.GateConfig{SoldOutTTL: time.Hour, SaleCacheTTL: time.Hour}
+	a, b := node(t, rdb, clock, cfg), node(t, rdb, clock, cfg)
+	watch(t, rdb, a, 1)
+	watch(t, rdb, b, 2)
+	ctx := context.Background()
+	sale := createSale(t, a, 1, 1, time.Minute, domain.Protections{})
+	view := func(g *commands.Gate) commands.SaleView {
+		t.Helper()
+		v, err := g.Sale(ctx, sale.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// b serves the sale's purchases too (a node hears a sale's news once
+	// it has served it).
+	if _, err := b.Purchase(ctx, commands.Purchase{SaleID: sale.ID, UserID: "early", Quantity: 2}); !errors.Is(err, domain.ErrLimitReached) {
+		t.Fatalf("warm-up: %v", err)
+	}
+	for i, g := range []*commands.Gate{a, b} {
+		if v := view(g); v.Remaining != 1 || v.State != commands.SaleActive {
+			t.Fatalf("node %d before: remaining %d, %s", i, v.Remaining, v.State)
+		}
+	}
+	if _, err := a.Purchase(ctx, commands.Purchase{SaleID: sale.ID, UserID: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := view(a); v.Remaining != 0 || v.State != commands.SaleSoldOut {
+		t.Errorf("the selling node's view: remaining %d, %s; want 0, sold_out", v.Remaining, v.State)
+	}
+	eventually(t, "the other node's view shows the sell-out", func() bool {
+		v := view(b)
+		return v.Remaining == 0 && v.State == commands.SaleSoldOut
+	})
+	clock.Advance(2 * time.Minute)
+	if res, err := a.Sweep(ctx); err != nil || res.Expired != 1 {
+		t.Fatalf("sweep = %+v, %v", res, err)
+	}
+	eventually(t, "both views show the unit back", func() bool {
+		va, vb := view(a), view(b)
+		return va.Remaining == 1 && vb.Remaining == 1 && va.State == commands.SaleActive && vb.State == commands.SaleActive
+	})
+}

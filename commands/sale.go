@@ -140,6 +140,11 @@ func (g *Gate) Sale(ctx context.Context, id string) (SaleView, error) {
 	if ok && time.Since(c.fetched) < g.cfg.SaleCacheTTL {
 		v := c.view
 		v.ServerTime = now
+		if soldOut, _ := g.MemorySoldOut(id, "", ""); soldOut {
+			// This node tells buyers sold_out from memory: its status
+			// says so at once too, not after the view's lifetime.
+			v.Remaining = 0
+		}
 		v.State = saleState(v, now)
 		return v, nil
 	}
