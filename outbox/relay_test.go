@@ -229,7 +229,7 @@ func TestRelayRestartLosesNothing(t *testing.T) {
 	pub := newPublisher(t, brokers)
 
 	first := newRelay(t, rdb, &crashingPublisher{Publisher: pub, limit: 500},
-		outbox.RelayConfig{BatchSize: 100, LeaseTTL: 200 * time.Millisecond, Owner: "first"})
+		outbox.RelayConfig{BatchSize: 100, LeaseTTL: time.Second, Owner: "first"})
 	n, err := first.RunOnce(context.Background())
 	if !errors.Is(err, errCrash) {
 		t.Fatalf("first relay: %d, %v; want the crash", n, err)
@@ -247,9 +247,16 @@ func TestRelayRestartLosesNothing(t *testing.T) {
 	if n, err := second.RunOnce(context.Background()); n != 0 || err != nil {
 		t.Fatalf("second relay forwarded %d, %v while the first held the lease", n, err)
 	}
-	time.Sleep(250 * time.Millisecond)
-	if _, err := second.RunOnce(context.Background()); err != nil {
-		t.Fatal(err)
+	// Once the lease lapses (LeaseTTL after the first relay last renewed it,
+	// however slowly it published) the second relay sends the rest.
+	for deadline := time.Now().Add(10 * time.Second); o.depth(t, "s0")+o.depth(t, "s1") > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("outboxes still hold %d entries 10 s after the crash", o.depth(t, "s0")+o.depth(t, "s1"))
+		}
+		time.Sleep(100 * time.Millisecond)
+		if _, err := second.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l := readLog(t, brokers)
 	checkLog(t, o, l, true)
