@@ -69,12 +69,15 @@ func TestFaultHostileClients(t *testing.T) {
 	}
 
 	// 2,000 idle connections: they send nothing at all.
+	// Each attack's clock starts before its dial: the server's starts after
+	// its accept, so an attack never looks cut short because its goroutine
+	// was scheduled late on a loaded machine.
 	for range idleConns {
+		start := time.Now()
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatalf("idle connection: %v", err)
 		}
-		start := time.Now()
 		attacks.Go(func() {
 			defer c.Close()
 			took, first := closedAfter(c, start)
@@ -84,13 +87,13 @@ func TestFaultHostileClients(t *testing.T) {
 	// Slowloris: a request line, then a header one byte every 100 ms.
 	for range 50 {
 		attacks.Go(func() {
+			start := time.Now()
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Errorf("slowloris: %v", err)
 				return
 			}
 			defer c.Close()
-			start := time.Now()
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -111,13 +114,13 @@ func TestFaultHostileClients(t *testing.T) {
 	// Slow bodies: whole headers, then the body one byte every 200 ms.
 	for range 50 {
 		attacks.Go(func() {
+			start := time.Now()
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Errorf("slow body: %v", err)
 				return
 			}
 			defer c.Close()
-			start := time.Now()
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
